@@ -1,0 +1,316 @@
+"""`SearchConfig`: everything that defines a search, validated, JSON round-trippable, with presets.
+
+Validation lives here so that the CLI, the app and the run folder all give the same message for
+the same mistake: every `ValueError` names the field (dotted path) and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from nas_engine.data import DATASETS
+
+SPACE_OPS: dict[str, tuple[str, ...]] = {
+    "darts": (
+        "none",
+        "max_pool_3x3",
+        "avg_pool_3x3",
+        "skip_connect",
+        "sep_conv_3x3",
+        "sep_conv_5x5",
+        "dil_conv_3x3",
+        "dil_conv_5x5",
+    ),
+    "nb201": ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"),
+}
+DEVICES = ("auto", "cpu", "cuda", "mps")
+STRATEGIES = ("darts",)
+ORDERS = ("first", "second")
+
+
+def _fail(path: str, allowed: str, value: Any) -> None:
+    raise ValueError(f"{path} must be {allowed}; got {value!r}")
+
+
+def _check_int(path: str, value: Any, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (
+        high is not None and value > high
+    ):
+        allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+        _fail(path, allowed, value)
+
+
+def _check_float(path: str, value: Any, low: float, high: float | None = None,
+                 low_open: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = value > low if low_open else value >= low
+        ok = ok and (high is None or value <= high)
+    if not ok:
+        bound = f"> {low}" if low_open else f">= {low}"
+        allowed = f"a number {bound}" + ("" if high is None else f" and <= {high}")
+        _fail(path, allowed, value)
+
+
+def _check_bool(path: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        _fail(path, "true or false", value)
+
+
+def _check_choice(path: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        _fail(path, "one of " + ", ".join(choices), value)
+
+
+@dataclass
+class NetworkConfig:
+    """Size of the supernet: the knobs that trade fidelity for speed on a CPU."""
+
+    channels: int = 16
+    layers: int = 8  # DARTS space: number of cells
+    cells_per_stage: int = 1  # NB201 space: the benchmark uses 5; 1 keeps the CPU quick
+
+    def validate(self, space: str) -> None:
+        _check_int("network.channels", self.channels, 2, 512)
+        if space == "darts" and self.channels % 2:
+            _fail("network.channels", "even for the DARTS space (FactorizedReduce halves it)",
+                  self.channels)
+        _check_int("network.layers", self.layers, 3, 64)
+        _check_int("network.cells_per_stage", self.cells_per_stage, 1, 32)
+
+
+@dataclass
+class DataConfig:
+    """Which images, how they are split into the w half and the α half, and batching."""
+
+    name: str = "digits"
+    root: str = "./data"
+    download: bool = False
+    resize: int | None = None
+    subset: int | None = None  # use only this many images (a harder task: a collapse lever)
+    train_portion: float = 0.5
+    batch_size: int = 64
+    augment: bool = False
+
+    def validate(self) -> None:
+        _check_choice("data.name", self.name, DATASETS)
+        if not isinstance(self.root, str) or not self.root:
+            _fail("data.root", "a non-empty folder path", self.root)
+        _check_bool("data.download", self.download)
+        if self.resize is not None:
+            _check_int("data.resize", self.resize, 4, 512)
+        if self.subset is not None:
+            _check_int("data.subset", self.subset, 20)
+        _check_float("data.train_portion", self.train_portion, 0.0, 1.0, low_open=True)
+        if self.train_portion >= 1.0:
+            _fail("data.train_portion", "a number > 0.0 and < 1.0", self.train_portion)
+        _check_int("data.batch_size", self.batch_size, 1, 4096)
+        _check_bool("data.augment", self.augment)
+
+
+@dataclass
+class OptimConfig:
+    """Optimisers of w (SGD, cosine lr) and α (Adam); defaults are DARTS' train_search.py."""
+
+    w_lr: float = 0.025
+    w_lr_min: float = 0.001
+    w_momentum: float = 0.9
+    w_nesterov: bool = False
+    w_weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    alpha_lr: float = 3e-4
+    alpha_beta1: float = 0.5
+    alpha_beta2: float = 0.999
+    alpha_weight_decay: float = 1e-3
+
+    def validate(self) -> None:
+        _check_float("optim.w_lr", self.w_lr, 0.0, 10.0, low_open=True)
+        _check_float("optim.w_lr_min", self.w_lr_min, 0.0, self.w_lr)
+        _check_float("optim.w_momentum", self.w_momentum, 0.0, 0.999)
+        _check_bool("optim.w_nesterov", self.w_nesterov)
+        _check_float("optim.w_weight_decay", self.w_weight_decay, 0.0, 1.0)
+        _check_float("optim.grad_clip", self.grad_clip, 0.0, low_open=True)
+        _check_float("optim.alpha_lr", self.alpha_lr, 0.0, 10.0)
+        _check_float("optim.alpha_beta1", self.alpha_beta1, 0.0, 0.999)
+        _check_float("optim.alpha_beta2", self.alpha_beta2, 0.0, 0.99999)
+        _check_float("optim.alpha_weight_decay", self.alpha_weight_decay, 0.0, 1.0)
+
+
+@dataclass
+class StrategyConfig:
+    """How w and α are updated."""
+
+    name: str = "darts"
+    order: str = "first"  # "second": DARTS unrolled, finite-difference Hessian-vector product
+    # DARTS' R: the finite-difference step is ε = R / ‖∇w' L_val‖. 0.01 suits real data; a
+    # tiny or very non-smooth supernet needs less (the curvature changes within 0.01).
+    fd_radius: float = 0.01
+
+    def validate(self) -> None:
+        _check_choice("strategy.name", self.name, STRATEGIES)
+        _check_choice("strategy.order", self.order, ORDERS)
+        _check_float("strategy.fd_radius", self.fd_radius, 0.0, 1.0, low_open=True)
+
+
+@dataclass
+class RecordConfig:
+    """What goes into the run folder and how often."""
+
+    log_every: int = 10  # a step record every this many search steps
+    checkpoint: bool = True  # a checkpoint per epoch
+
+    def validate(self) -> None:
+        _check_int("record.log_every", self.log_every, 1)
+        _check_bool("record.checkpoint", self.checkpoint)
+
+
+@dataclass
+class SearchConfig:
+    """A whole search. `space`, `ops` and `seed` sit at the top: other tools key on them."""
+
+    space: str = "darts"
+    ops: list[str] | None = None  # None: every op of the space, in the space's order
+    seed: int = 0
+    epochs: int = 50
+    device: str = "auto"
+    threads: int | None = None  # CPU threads for torch; None: cores - 1, at least 1
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
+
+    def validate(self) -> SearchConfig:
+        """Check every field; fill `ops` with the space's full list when unset. Returns self."""
+        _check_choice("space", self.space, tuple(SPACE_OPS))
+        space_ops = SPACE_OPS[self.space]
+        if self.ops is None:
+            self.ops = list(space_ops)
+        if not isinstance(self.ops, list) or not all(isinstance(o, str) for o in self.ops):
+            _fail("ops", f"a list of op names from {', '.join(space_ops)}", self.ops)
+        unknown = [o for o in self.ops if o not in space_ops]
+        if unknown:
+            _fail("ops", f"ops of the {self.space} space ({', '.join(space_ops)})", unknown)
+        if len(set(self.ops)) != len(self.ops):
+            _fail("ops", "a list without repeats", self.ops)
+        if len([o for o in self.ops if o != "none"]) < 2:
+            _fail("ops", "at least two ops besides 'none'", self.ops)
+        # Keep the space's canonical order so α columns always line up across runs.
+        self.ops = [o for o in space_ops if o in self.ops]
+        _check_int("seed", self.seed, 0, 2**31 - 1)
+        _check_int("epochs", self.epochs, 1, 10000)
+        _check_choice("device", self.device, DEVICES)
+        if self.threads is not None:
+            _check_int("threads", self.threads, 1, 1024)
+        self.network.validate(self.space)
+        self.data.validate()
+        self.optim.validate()
+        self.strategy.validate()
+        self.record.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
+        """Build and validate; unknown keys are errors, not silently dropped settings."""
+        return _build(cls, data, "").validate()
+
+    @classmethod
+    def from_json(cls, text: str) -> SearchConfig:
+        return cls.from_dict(json.loads(text))
+
+    def with_changes(self, changes: dict[str, Any]) -> SearchConfig:
+        """A validated copy with dotted-path changes, e.g. {"data.batch_size": 32}."""
+        data = self.to_dict()
+        for path, value in changes.items():
+            _assign(data, path, value)
+        return SearchConfig.from_dict(data)
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        _fail(prefix.rstrip(".") or "config", "an object of settings", data)
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        _fail(prefix + unknown[0], "a known setting (one of " + ", ".join(known) + ")", "?")
+    kwargs = {}
+    for name, value in data.items():
+        sub = _SECTIONS.get(name) if cls is SearchConfig else None
+        kwargs[name] = _build(sub, value, f"{name}.") if sub else value
+    return cls(**kwargs)
+
+
+_SECTIONS: dict[str, type] = {
+    "network": NetworkConfig,
+    "data": DataConfig,
+    "optim": OptimConfig,
+    "strategy": StrategyConfig,
+    "record": RecordConfig,
+}
+
+
+def _assign(data: dict[str, Any], path: str, value: Any) -> None:
+    parts = path.split(".")
+    node = data
+    for part in parts[:-1]:
+        if part not in node or not isinstance(node[part], dict):
+            _fail(path, "a setting such as data.batch_size or optim.alpha_lr", path)
+        node = node[part]
+    if parts[-1] not in node:
+        _fail(path, "a known setting (one of " + ", ".join(node) + ")", path)
+    node[parts[-1]] = value
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """`key=value` from the command line: the value is read as JSON when it parses, else as a
+    string; a comma list becomes a list (handy for `ops=skip_connect,sep_conv_3x3`)."""
+    if "=" not in text:
+        raise ValueError(f"--set expects key=value; got {text!r}")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    raw = raw.strip()
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = [v.strip() for v in raw.split(",")] if "," in raw else raw
+    if key == "ops" and isinstance(value, str):
+        value = [value]
+    return key, value
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Digits on a CPU: a whole search in about a minute on 2 cores, for a class to watch.
+    "classroom": {
+        "space": "darts",
+        "epochs": 10,
+        "device": "cpu",
+        "network": {"channels": 8, "layers": 5},
+        "data": {"name": "digits", "batch_size": 64},
+        "optim": {"alpha_lr": 3e-3},
+        "record": {"log_every": 5},
+    },
+    # The official CIFAR-10 search of DARTS (train_search.py defaults).
+    "darts-paper": {
+        "space": "darts",
+        "epochs": 50,
+        "network": {"channels": 16, "layers": 8},
+        "data": {"name": "cifar10", "batch_size": 64, "augment": True, "train_portion": 0.5},
+    },
+}
+
+
+def preset(name: str) -> SearchConfig:
+    """A named starting point; `with_changes` adjusts it."""
+    if name not in PRESETS:
+        _fail("preset", "one of " + ", ".join(PRESETS), name)
+    return SearchConfig.from_dict(json.loads(json.dumps(PRESETS[name])))

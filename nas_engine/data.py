@@ -1,0 +1,243 @@
+"""Images for a search: loading, the DARTS w/α split, and seeded in-memory batch streams.
+
+Everything is held in memory (and on the search device) because the search datasets are small
+and a DataLoader's worker processes would cost more than they save on a laptop CPU. Batches
+come from a seeded generator whose state can be saved, so a resumed search sees exactly the
+batches an uninterrupted one would have seen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion_mnist", "cifar10")
+
+# Per-channel (mean, std) used for normalisation. The torchvision sets use the usual published
+# training-split values; digits' were computed once over all 1797 images scaled to [0, 1].
+_STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "digits": ((0.3053,), (0.3760,)),
+    "mnist": ((0.1307,), (0.3081,)),
+    "fashion_mnist": ((0.2860,), (0.3530,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+}
+_NUM_CLASSES = 10  # all four sets
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: comparing tensors field by field is ambiguous
+class ImageSet:
+    """The images a search uses (the dataset's *training* split), held in memory."""
+
+    name: str
+    images: torch.Tensor  # (N, C, H, W): float32 in [0, 1], or uint8 (0..255) for torchvision sets
+    labels: torch.Tensor  # int64 (N,)
+    num_classes: int
+    mean: tuple[float, ...]  # per channel, in the [0, 1] scale
+    std: tuple[float, ...]
+
+    @property
+    def in_channels(self) -> int:
+        return self.images.shape[1]
+
+    @property
+    def image_size(self) -> int:
+        """Height (= width: every set here is square)."""
+        return self.images.shape[2]
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _load_digits() -> tuple[torch.Tensor, torch.Tensor]:
+    # Bundled with scikit-learn, so it works offline: the default for quick CPU demos.
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = torch.from_numpy(digits.images).float().div_(16.0).unsqueeze(1)
+    return images, torch.from_numpy(digits.target).long()
+
+
+def _load_torchvision(name: str, root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    # Imported here so the digits path (and anything that only needs the API) stays light.
+    import torchvision.datasets as tvd
+
+    cls = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10}[name]
+    try:
+        dataset = cls(str(root), train=True, download=download)
+    except (RuntimeError, OSError) as err:
+        # torchvision says "Dataset not found" as a RuntimeError and a failed download as a
+        # RuntimeError, URLError or OSError; turn them all into one line that says what to do.
+        if download:
+            message = (f"dataset {name!r} not found under {root} and could not be downloaded "
+                       f"(downloading needs internet access; or place the torchvision files "
+                       f"there)")
+        else:
+            message = (f"dataset {name!r} not found under {root} (set data.download=true to "
+                       f"fetch it, or place the torchvision files there)")
+        raise FileNotFoundError(message) from err
+    if name == "cifar10":
+        images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()  # NHWC -> NCHW
+        labels = torch.tensor(dataset.targets, dtype=torch.int64)
+    else:
+        images = dataset.data.unsqueeze(1)
+        labels = dataset.targets.long()
+    return images, labels
+
+
+def load_images(name: str, root: str | Path = "./data", download: bool = False,
+                resize: int | None = None, subset: int | None = None, seed: int = 0) -> ImageSet:
+    """Load a dataset's training split into memory, optionally subsampled and resized once.
+
+    `subset` keeps a seeded random sample (fewer images make the search task harder, a lever
+    for the collapse demos). `resize` is applied here, once, rather than per batch.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"data.name must be one of {', '.join(DATASETS)}; got {name!r}")
+    if resize is not None and (not _is_int(resize) or resize < 4):
+        raise ValueError(f"data.resize must be an integer >= 4; got {resize!r}")
+    if subset is not None and (not _is_int(subset) or subset < 20):
+        raise ValueError(f"data.subset must be an integer >= 20; got {subset!r}")
+
+    if name == "digits":
+        images, labels = _load_digits()
+    else:
+        images, labels = _load_torchvision(name, Path(root).expanduser().resolve(), download)
+
+    if subset is not None:
+        if subset > len(images):
+            raise ValueError(f"data.subset must be at most the {len(images)} images of "
+                             f"{name!r}; got {subset}")
+        keep = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:subset]
+        images, labels = images[keep], labels[keep]
+
+    if resize is not None and resize != images.shape[-1]:
+        if images.dtype == torch.uint8:
+            images = images.float().div_(255.0)
+        images = F.interpolate(images, size=(resize, resize), mode="bilinear",
+                               align_corners=False)
+
+    mean, std = _STATS[name]
+    return ImageSet(name, images, labels, _NUM_CLASSES, mean, std)
+
+
+def split_indices(n: int, train_portion: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split range(n) DARTS-style into the w half (first part) and the α half (the rest).
+
+    DARTS splits the training set so that architecture weights are fitted on images the
+    network weights never trained on; the split is a seeded permutation so runs are repeatable.
+    """
+    if (isinstance(train_portion, bool) or not isinstance(train_portion, (int, float))
+            or not 0.0 < train_portion < 1.0):
+        raise ValueError(f"data.train_portion must be a number > 0.0 and < 1.0; "
+                         f"got {train_portion!r}")
+    n_train = math.floor(train_portion * n)
+    if n_train < 1 or n_train >= n:
+        raise ValueError(f"data.train_portion {train_portion} leaves an empty part when "
+                         f"splitting {n} images; choose a portion nearer 0.5 or use more images")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[:n_train], perm[n_train:]
+
+
+class BatchStream:
+    """Endless, seeded, reshuffled-per-pass batches from part of an ImageSet, on one device.
+
+    The images move to the device once; each batch is then only an index, a cast, optional
+    augmentation and normalisation, with no host round trip beyond copying the index slice.
+    """
+
+    def __init__(self, images: ImageSet, indices: torch.Tensor, batch_size: int, seed: int,
+                 device: torch.device | str = "cpu", augment: bool = False) -> None:
+        if len(indices) == 0:
+            raise ValueError("a BatchStream needs at least one image")
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.augment = augment
+        self.num_samples = len(indices)
+        self.batches_per_pass = math.ceil(self.num_samples / batch_size)
+        # uint8 sets stay uint8 on the device (4x smaller) and are scaled per batch.
+        self._x = images.images[indices].to(self.device)
+        self._y = images.labels[indices].to(self.device)
+        self._scale = 1.0 / 255.0 if self._x.dtype == torch.uint8 else 1.0
+        self._mean = torch.tensor(images.mean, device=self.device).view(1, -1, 1, 1)
+        self._std = torch.tensor(images.std, device=self.device).view(1, -1, 1, 1)
+        size = images.image_size
+        self._pad = 4 if size >= 16 else max(1, size // 8)
+        # The generator lives on the CPU: its state is portable across devices and checkpoints.
+        self._gen = torch.Generator().manual_seed(seed)
+        self._perm = torch.randperm(self.num_samples, generator=self._gen)
+        self._pos = 0
+
+    def __len__(self) -> int:
+        return self.batches_per_pass
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next (normalised images, labels) batch; a new shuffle starts each pass."""
+        if self._pos >= self.num_samples:
+            self._perm = torch.randperm(self.num_samples, generator=self._gen)
+            self._pos = 0
+        idx = self._perm[self._pos:self._pos + self.batch_size]
+        self._pos += len(idx)
+        idx = idx.to(self.device)
+        x = self._x[idx].float() * self._scale
+        if self.augment:
+            x = self._crop_and_flip(x)
+        return (x - self._mean) / self._std, self._y[idx]
+
+    def iter_pass(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One pass in stored order, unaugmented, leaving the shuffle state untouched (for eval)."""
+        for start in range(0, self.num_samples, self.batch_size):
+            x = self._x[start:start + self.batch_size].float() * self._scale
+            yield (x - self._mean) / self._std, self._y[start:start + self.batch_size]
+
+    def _crop_and_flip(self, x: torch.Tensor) -> torch.Tensor:
+        """DARTS' RandomCrop(padding) + RandomHorizontalFlip, per sample, as one gather."""
+        b, _, h, w = x.shape
+        p = self._pad
+        off_y = torch.randint(0, 2 * p + 1, (b,), generator=self._gen).to(self.device)
+        off_x = torch.randint(0, 2 * p + 1, (b,), generator=self._gen).to(self.device)
+        flip = (torch.rand(b, generator=self._gen) < 0.5).to(self.device)
+        rows = off_y[:, None] + torch.arange(h, device=self.device)  # (B, H)
+        cols = off_x[:, None] + torch.arange(w, device=self.device)  # (B, W)
+        cols = torch.where(flip[:, None], cols.flip(1), cols)  # reading columns backwards = flip
+        padded = F.pad(x, (p, p, p, p)).permute(0, 2, 3, 1)  # (B, H+2p, W+2p, C), zero padding
+        batch = torch.arange(b, device=self.device)[:, None, None]
+        return padded[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that decides future batches: generator state, current shuffle, position."""
+        return {"generator": self._gen.get_state(), "perm": self._perm.clone(), "pos": self._pos}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue exactly where the saved stream was; the stream must cover the same images."""
+        if len(state["perm"]) != self.num_samples:
+            raise ValueError(f"saved stream state covers {len(state['perm'])} images, this "
+                             f"stream has {self.num_samples}: was the data config changed?")
+        self._gen.set_state(state["generator"])
+        self._perm = state["perm"].clone()
+        self._pos = int(state["pos"])
+
+
+def make_streams(images: ImageSet, train_portion: float, batch_size: int, seed: int,
+                 device: torch.device | str = "cpu", augment: bool = False
+                 ) -> tuple[BatchStream, BatchStream]:
+    """The (train, val) streams of a search: w learns on train, α on val.
+
+    The two streams get different seeds so their shuffles are independent; only the training
+    stream is augmented, because α should be judged on the images as they are.
+    """
+    if not _is_int(batch_size) or batch_size < 1:
+        raise ValueError(f"data.batch_size must be an integer >= 1; got {batch_size!r}")
+    train_idx, val_idx = split_indices(len(images), train_portion, seed)
+    train = BatchStream(images, train_idx, batch_size, seed, device, augment=augment)
+    val = BatchStream(images, val_idx, batch_size, seed + 1, device, augment=False)
+    return train, val

@@ -1,0 +1,64 @@
+"""What every search space offers the engine, the viewer and the run folder."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from nas_engine.config import NetworkConfig
+
+
+class SearchSpace(ABC):
+    """A cell space: its ops, its edges, a supernet builder and the discretisation rule."""
+
+    name: str
+    cell_types: tuple[str, ...]
+    reductions = 2  # stride-2 stages the image passes through
+
+    def __init__(self, ops: list[str], network: NetworkConfig) -> None:
+        self.ops = ops
+        self.network = network
+
+    @abstractmethod
+    def edges(self) -> list[tuple[int, int]]:
+        """(source node, target node) per α row."""
+
+    def edge_labels(self) -> list[str]:
+        return [f"{s}→{t}" for s, t in self.edges()]
+
+    def alpha_shapes(self) -> dict[str, tuple[int, int]]:
+        rows = len(self.edges())
+        return {cell: (rows, len(self.ops)) for cell in self.cell_types}
+
+    def check_image_size(self, image_size: int) -> None:
+        factor = 2**self.reductions
+        if image_size % factor:
+            raise ValueError(
+                f"data.resize must make the image size a multiple of {factor} for the "
+                f"{self.name} space ({self.reductions} stride-2 stages); the images are "
+                f"{image_size}x{image_size}"
+            )
+
+    @abstractmethod
+    def build_supernet(self, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+        """A module called as `net(x, weights)` with weights: cell type -> (edges, ops)."""
+
+    @abstractmethod
+    def derive(self, weights: dict[str, np.ndarray]) -> Any:
+        """The discrete cell (genotype) the published rule derives from softmax α."""
+
+    @abstractmethod
+    def genotype_dict(self, genotype: Any) -> dict[str, Any]:
+        """The genotype as stored in genotype.json and in epoch records."""
+
+    @abstractmethod
+    def genotype_text(self, genotype: Any) -> str:
+        """The one-line text form people paste (Genotype(...) repr, NB201 arch string)."""
+
+    @abstractmethod
+    def skip_count(self, genotype: Any) -> int:
+        """skip_connect edges in the derived cell (the normal cell for DARTS): the collapse
+        signal."""

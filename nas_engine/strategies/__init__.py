@@ -1,0 +1,17 @@
+"""How w and α are updated; `make_strategy` picks one by the config's strategy name."""
+
+from __future__ import annotations
+
+from nas_engine.config import SearchConfig
+from nas_engine.model import SearchModel
+from nas_engine.strategies.base import Batch, StepResult, Strategy
+from nas_engine.strategies.darts import DartsStrategy
+
+STRATEGIES: dict[str, type[Strategy]] = {"darts": DartsStrategy}
+
+
+def make_strategy(model: SearchModel, config: SearchConfig) -> Strategy:
+    return STRATEGIES[config.strategy.name](model, config)
+
+
+__all__ = ["STRATEGIES", "Batch", "StepResult", "Strategy", "make_strategy"]
