@@ -8,6 +8,7 @@ A step is one α update and one w update. Records come out at logging points onl
 from __future__ import annotations
 
 import random
+import threading
 import time
 from typing import Any
 
@@ -24,6 +25,21 @@ from nas_engine.store import RunFolder
 from nas_engine.strategies import StepResult, make_strategy
 
 Record = dict[str, Any]
+
+# Model initialisation draws from torch's process-wide RNG; runs built one at a time each get
+# exactly their seed's weights even when several start together.
+_BUILD_LOCK = threading.Lock()
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite: the run cannot go on from here."""
+
+    def __init__(self, step: int, train_loss: float, val_loss: float) -> None:
+        super().__init__(
+            f"step {step}: the loss is not finite (train loss {train_loss}, val loss "
+            f"{val_loss}); try a smaller optim.w_lr or optim.alpha_lr"
+        )
+        self.step = step
 
 
 def seed_everything(seed: int) -> None:
@@ -42,13 +58,14 @@ class Search:
         self.folder = folder
         self.device = resolve_device(config.device)
         configure_threads(self.device, config.threads)
-        seed_everything(config.seed)
         data = config.data
         images = load_images(data.name, data.root, data.download, data.resize, data.subset,
                              config.seed)
         self.space = make_space(config)
-        self.model = SearchModel(self.space, images.in_channels, images.num_classes,
-                                 images.image_size).to(self.device)
+        with _BUILD_LOCK:
+            seed_everything(config.seed)
+            self.model = SearchModel(self.space, images.in_channels, images.num_classes,
+                                     images.image_size).to(self.device)
         self.strategy = make_strategy(self.model, config)
         self.train_stream, self.val_stream = make_streams(
             images, data.train_portion, data.batch_size, config.seed, self.device, data.augment
@@ -59,6 +76,7 @@ class Search:
         self.epoch = 0  # epochs completed
         self.elapsed_before = 0.0  # search time of earlier sessions (resume)
         self._started = time.perf_counter()
+        self._unchecked: list[tuple[int, torch.Tensor, torch.Tensor]] = []
         self._reset_epoch_sums()
 
     # -- progress --------------------------------------------------------------------------
@@ -88,15 +106,31 @@ class Search:
         result = self.strategy.step(self.train_stream.next(), self.val_stream.next())
         self._accumulate(result)
         self.step_count += 1
+        self._unchecked.append((self.step_count, result.train_loss, result.val_loss))
         records = []
         if self.step_count % self.config.record.log_every == 0:
+            self._check_finite()
             records.append(self._step_record(result))
+            self._emit(records[-1])
         if self.step_in_epoch == self.steps_per_epoch:
+            self._check_finite()
             records.append(self._end_epoch())
-        for record in records:
-            if self.folder is not None:
-                self.folder.append_record(record)
         return records
+
+    def _emit(self, record: Record) -> None:
+        if self.folder is not None:
+            self.folder.append_record(record)
+
+    def _check_finite(self) -> None:
+        """One host sync per logging point checks every step since the last one."""
+        if not self._unchecked:
+            return
+        losses = torch.stack([torch.stack([t, v]) for _, t, v in self._unchecked])
+        finite = torch.isfinite(losses).all(dim=1)
+        if not bool(finite.all()):
+            step, train_loss, val_loss = self._unchecked[int((~finite).nonzero()[0, 0])]
+            raise NonFiniteLossError(step, train_loss.item(), val_loss.item())
+        self._unchecked.clear()
 
     def run(self) -> list[Record]:
         records = []
@@ -149,6 +183,7 @@ class Search:
         }
         self.strategy.after_epoch(self.epoch)
         self._reset_epoch_sums()
+        self._emit(record)
         if self.folder is not None:
             self.folder.write_genotype(record["genotype"])
             if self.config.record.checkpoint:
@@ -173,18 +208,14 @@ class Search:
 
     # -- checkpoints -----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything an exact resume needs: weights, α, optimisers, data order, RNGs."""
+        """Everything an exact resume needs: weights, α, optimisers, data order (the streams
+        own their RNGs), and how many metrics records belong before this point."""
         return {
             "model": self.model.state_dict(),
             "strategy": self.strategy.state_dict(),
             "train_stream": self.train_stream.state_dict(),
             "val_stream": self.val_stream.state_dict(),
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "numpy": np.random.get_state(),
-                "python": random.getstate(),
-            },
+            "records": self.folder.record_count if self.folder is not None else None,
             "step_count": self.step_count,
             "epoch": self.epoch,
             "elapsed": self.elapsed(),
@@ -197,15 +228,10 @@ class Search:
         self.strategy.load_state_dict(state["strategy"])
         self.train_stream.load_state_dict(state["train_stream"])
         self.val_stream.load_state_dict(state["val_stream"])
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"])
-        if rng["cuda"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        np.random.set_state(rng["numpy"])
-        random.setstate(rng["python"])
         self.step_count = state["step_count"]
         self.epoch = state["epoch"]
         self.elapsed_before = state["elapsed"]
         self._started = time.perf_counter()
         loss, correct, self._seen = state["epoch_sums"]
         self._loss_sum, self._correct_sum = loss.to(self.device), correct.to(self.device)
+        self.strategy.set_epochs(self.config.epochs)

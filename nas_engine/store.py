@@ -3,8 +3,10 @@
     config.json      the full SearchConfig
     metrics.jsonl    append-only, one JSON record per line (kind "step" or "epoch"), flushed
     genotype.json    the cell derived from the latest α (DARTS Genotype / NB201 arch string)
-    status.json      {"state": ..., "message": ...}
-    checkpoints/     epoch_0001.pt, ... written atomically (write, then rename)
+    status.json      {"state": ..., "message": ..., "pid": ...}
+    checkpoints/     epoch_0001.pt, ... after each epoch; latest.pt on pause/stop (mid-epoch)
+    lineage.json     for a branch: the parent run, the epoch it branched at, the changes
+    error.log        the traceback when a run failed
 
 Every write that replaces a file goes through a temporary file and `os.replace`, so a crash
 leaves either the old or the new file; a metrics line cut off by a crash is skipped on read.
@@ -44,6 +46,14 @@ class RunFolder:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._record_count: int | None = None
+
+    @property
+    def record_count(self) -> int:
+        """Complete records in metrics.jsonl (a checkpoint stores it: what to keep on resume)."""
+        if self._record_count is None:
+            self._record_count = len(self.read_records())
+        return self._record_count
 
     @property
     def run_id(self) -> str:
@@ -76,10 +86,20 @@ class RunFolder:
         _atomic_write_json(self.path / "config.json", config.to_dict())
 
     def append_record(self, record: dict[str, Any]) -> None:
+        count = self.record_count
         line = json.dumps(record, separators=(",", ":")) + "\n"
         with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(line)
             f.flush()
+        self._record_count = count + 1
+
+    def keep_records(self, count: int) -> None:
+        """Cut the log back to its first `count` records: what a checkpoint had seen. The steps
+        after it are run again on resume and write the same records again."""
+        kept = self.read_records()[:count]
+        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in kept)
+        _atomic_write_bytes(self.path / "metrics.jsonl", text.encode())
+        self._record_count = len(kept)
 
     def write_status(self, state: str, message: str | None = None, **extra: Any) -> None:
         if state not in STATES:
@@ -92,13 +112,23 @@ class RunFolder:
     def write_genotype(self, genotype: dict[str, Any]) -> None:
         _atomic_write_json(self.path / "genotype.json", genotype)
 
-    def save_checkpoint(self, state: dict[str, Any], epoch: int) -> Path:
+    def write_lineage(self, lineage: dict[str, Any]) -> None:
+        _atomic_write_json(self.path / "lineage.json", lineage)
+
+    def write_error(self, text: str) -> None:
+        _atomic_write_bytes(self.path / "error.log", text.encode())
+
+    def save_checkpoint(self, state: dict[str, Any], epoch: int | None = None) -> Path:
+        """After an epoch: `epoch_NNNN.pt`, and any older mid-epoch `latest.pt` goes. Without
+        an epoch (pause, stop): `latest.pt`."""
         directory = self.path / "checkpoints"
         directory.mkdir(exist_ok=True)
-        path = directory / f"epoch_{epoch:04d}.pt"
+        path = directory / ("latest.pt" if epoch is None else f"epoch_{epoch:04d}.pt")
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
         torch.save(state, tmp)
         os.replace(tmp, path)
+        if epoch is not None:
+            (directory / "latest.pt").unlink(missing_ok=True)
         return path
 
     # -- reading ---------------------------------------------------------------------------
@@ -119,11 +149,53 @@ class RunFolder:
                     continue
         return records
 
+    def last_record(self, kinds: tuple[str, ...] = ("epoch", "step")) -> dict[str, Any] | None:
+        """The newest record of these kinds, reading the log from its end (runs lists stay
+        fast however long the runs are)."""
+        path = self.path / "metrics.jsonl"
+        if not path.exists():
+            return None
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            end = f.tell()
+            block = 1 << 16
+            tail = b""
+            while end > 0:
+                start = max(0, end - block)
+                f.seek(start)
+                tail = f.read(end - start) + tail
+                end = start
+                lines = tail.split(b"\n")
+                for line in reversed(lines[1:] if start else lines):
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    if record.get("kind") in kinds:
+                        return record
+                tail = lines[0] if start else b""
+        return None
+
     def read_status(self) -> dict[str, Any]:
         try:
             return json.loads((self.path / "status.json").read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return {"state": "created"}
+
+    def read_lineage(self) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.path / "lineage.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def effective_state(self) -> str:
+        """The recorded state, except that a run marked running or paused whose process is
+        gone (killed, crashed, machine restarted) is `interrupted`."""
+        status = self.read_status()
+        state = status.get("state", "created")
+        if state in ("created", "running", "paused") and not _process_alive(status.get("pid")):
+            return "interrupted"
+        return state
 
     def read_genotype(self) -> dict[str, Any] | None:
         try:
@@ -144,17 +216,36 @@ class RunFolder:
         return dict(sorted(found.items()))
 
     def load_checkpoint(self, epoch: int | None = None) -> dict[str, Any]:
-        """The checkpoint of `epoch`, or the latest one."""
+        """The checkpoint of `epoch`, or the newest one (a mid-epoch `latest.pt` first)."""
         found = self.checkpoints()
-        if not found:
-            raise FileNotFoundError(f"run {self.run_id} has no checkpoint")
-        if epoch is None:
-            epoch = max(found)
-        if epoch not in found:
+        latest = self.path / "checkpoints" / "latest.pt"
+        if epoch is None and latest.is_file():
+            path = latest
+        elif epoch is None and found:
+            path = found[max(found)]
+        elif epoch is not None and epoch in found:
+            path = found[epoch]
+        elif epoch is None:
+            raise FileNotFoundError(f"run {self.run_id} has no checkpoint to continue from")
+        else:
             raise ValueError(
                 f"epoch must be one of the checkpointed epochs {sorted(found)}; got {epoch}"
             )
-        return torch.load(found[epoch], map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def _process_alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but someone else's
+        return True
+    return True
 
 
 def list_runs(runs_dir: str | Path) -> list[RunFolder]:

@@ -45,6 +45,14 @@ class Strategy(ABC):
         """The live parameters in force, recorded with every metrics record."""
 
     @abstractmethod
+    def set_live(self, name: str, value: float) -> None:
+        """Apply a validated live parameter from the next step on."""
+
+    @abstractmethod
+    def set_epochs(self, epochs: int) -> None:
+        """A resumed search may run longer than planned: stretch the schedules."""
+
+    @abstractmethod
     def state_dict(self) -> dict[str, Any]:
         """Optimiser and scheduler states, for exact resume."""
 

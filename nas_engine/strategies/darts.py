@@ -109,6 +109,17 @@ class DartsStrategy(Strategy):
     def live_values(self) -> dict[str, float]:
         return {"w_lr": self.w_lr, "alpha_lr": self.alpha_optimizer.param_groups[0]["lr"]}
 
+    def set_live(self, name: str, value: float) -> None:
+        # The cosine scheduler is chainable: it decays from whatever lr is in force.
+        optimizer = {"w_lr": self.w_optimizer, "alpha_lr": self.alpha_optimizer}.get(name)
+        if optimizer is None:
+            raise ValueError(f"name must be w_lr or alpha_lr for DARTS; got {name!r}")
+        for group in optimizer.param_groups:
+            group["lr"] = value
+
+    def set_epochs(self, epochs: int) -> None:
+        self.w_scheduler.T_max = epochs
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "w_optimizer": self.w_optimizer.state_dict(),

@@ -1,0 +1,109 @@
+"""A run's records as columns that only grow, so a snapshot is a window, not a copy.
+
+The worker appends; a reader asks for `view()` and gets arrays of the first n rows. Rows below n
+are never written again and a growing buffer is replaced, never resized in place, so a view
+stays valid and consistent however long the run goes on — and taking one costs the same at
+epoch 1 and epoch 100.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+SCALARS = ("step", "epoch", "time_s", "train_loss", "train_acc", "val_loss", "val_acc",
+           "entropy", "skip_count")
+
+
+class _Prefix(Sequence):
+    """The first n items of a list that only grows (no copy)."""
+
+    def __init__(self, items: list[Any], n: int) -> None:
+        self._items, self._n = items, n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index):  # noqa: ANN001, ANN204 - Sequence protocol
+        if isinstance(index, slice):
+            return [self._items[i] for i in range(*index.indices(self._n))]
+        if index < 0:
+            index += self._n
+        if not 0 <= index < self._n:
+            raise IndexError(index)
+        return self._items[index]
+
+
+@dataclass(frozen=True)
+class HistoryView:
+    """Read-only arrays of equal length n: one row per record. Missing values are NaN."""
+
+    step: np.ndarray
+    epoch: np.ndarray
+    time_s: np.ndarray
+    train_loss: np.ndarray
+    train_acc: np.ndarray
+    val_loss: np.ndarray
+    val_acc: np.ndarray
+    entropy: np.ndarray
+    skip_count: np.ndarray
+    alphas: dict[str, np.ndarray]  # cell type -> (n, edges, ops) softmax α
+    genotypes: Sequence[dict[str, Any]]
+    live: Sequence[dict[str, float]]
+
+    def __len__(self) -> int:
+        return len(self.step)
+
+
+class History:
+    def __init__(self, alpha_shapes: dict[str, tuple[int, int]], capacity: int = 64) -> None:
+        self._n = 0
+        self._columns = {name: np.full(capacity, np.nan) for name in SCALARS}
+        self._alphas = {c: np.zeros((capacity, *shape)) for c, shape in alpha_shapes.items()}
+        self._genotypes: list[dict[str, Any]] = []
+        self._live: list[dict[str, float]] = []
+
+    def __len__(self) -> int:
+        return self._n
+
+    def append(self, record: dict[str, Any]) -> None:
+        n = self._n
+        if n == len(self._columns["step"]):
+            self._grow()
+        for name, column in self._columns.items():
+            value = record.get(name)
+            column[n] = np.nan if value is None else value
+        for cell, array in self._alphas.items():
+            array[n] = record["alphas"][cell]
+        self._genotypes.append(record["genotype"])
+        self._live.append(record.get("live", {}))
+        self._n = n + 1  # last: a concurrent view never sees a half-written row
+
+    def _grow(self) -> None:
+        def bigger(a: np.ndarray) -> np.ndarray:
+            b = np.full((2 * len(a), *a.shape[1:]), np.nan) if a.ndim == 1 else np.zeros(
+                (2 * len(a), *a.shape[1:]))
+            b[: len(a)] = a
+            return b
+
+        self._columns = {k: bigger(v) for k, v in self._columns.items()}
+        self._alphas = {k: bigger(v) for k, v in self._alphas.items()}
+
+    def view(self) -> HistoryView:
+        n = self._n
+        columns, alphas = self._columns, self._alphas
+
+        def window(a: np.ndarray) -> np.ndarray:
+            v = a[:n]
+            v.flags.writeable = False
+            return v
+
+        return HistoryView(
+            **{name: window(columns[name]) for name in SCALARS},
+            alphas={cell: window(a) for cell, a in alphas.items()},
+            genotypes=_Prefix(self._genotypes, n),
+            live=_Prefix(self._live, n),
+        )
