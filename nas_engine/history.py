@@ -51,6 +51,7 @@ class HistoryView:
     entropy: np.ndarray
     skip_count: np.ndarray
     alphas: dict[str, np.ndarray]  # cell type -> (n, edges, ops) softmax α
+    alphas_raw: dict[str, np.ndarray]  # the same for α itself
     genotypes: Sequence[dict[str, Any]]
     live: Sequence[dict[str, float]]
 
@@ -63,6 +64,7 @@ class History:
         self._n = 0
         self._columns = {name: np.full(capacity, np.nan) for name in SCALARS}
         self._alphas = {c: np.zeros((capacity, *shape)) for c, shape in alpha_shapes.items()}
+        self._raw = {c: np.zeros((capacity, *shape)) for c, shape in alpha_shapes.items()}
         self._genotypes: list[dict[str, Any]] = []
         self._live: list[dict[str, float]] = []
 
@@ -78,6 +80,7 @@ class History:
             column[n] = np.nan if value is None else value
         for cell, array in self._alphas.items():
             array[n] = record["alphas"][cell]
+            self._raw[cell][n] = record["alphas_raw"][cell]
         self._genotypes.append(record["genotype"])
         self._live.append(record.get("live", {}))
         self._n = n + 1  # last: a concurrent view never sees a half-written row
@@ -91,10 +94,11 @@ class History:
 
         self._columns = {k: bigger(v) for k, v in self._columns.items()}
         self._alphas = {k: bigger(v) for k, v in self._alphas.items()}
+        self._raw = {k: bigger(v) for k, v in self._raw.items()}
 
     def view(self) -> HistoryView:
         n = self._n
-        columns, alphas = self._columns, self._alphas
+        columns, alphas, raw = self._columns, self._alphas, self._raw
 
         def window(a: np.ndarray) -> np.ndarray:
             v = a[:n]
@@ -104,6 +108,7 @@ class History:
         return HistoryView(
             **{name: window(columns[name]) for name in SCALARS},
             alphas={cell: window(a) for cell, a in alphas.items()},
+            alphas_raw={cell: window(a) for cell, a in raw.items()},
             genotypes=_Prefix(self._genotypes, n),
             live=_Prefix(self._live, n),
         )

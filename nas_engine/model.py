@@ -50,5 +50,10 @@ class SearchModel(nn.Module):
         with torch.no_grad():
             return {cell: w.double().cpu().numpy() for cell, w in self.mixing_weights().items()}
 
+    def raw_alphas(self) -> dict[str, np.ndarray]:
+        """α itself on the host (a sync: logging points only)."""
+        with torch.no_grad():
+            return {cell: a.double().cpu().numpy() for cell, a in self.alphas.items()}
+
     def genotype(self):  # noqa: ANN201 - the space's genotype type
         return self.space.derive(self.softmax_alphas())

@@ -149,6 +149,7 @@ class Search:
         genotype = self.space.derive(probs)
         return {
             "alphas": {cell: _rows(p) for cell, p in probs.items()},
+            "alphas_raw": {cell: _rows(a) for cell, a in self.model.raw_alphas().items()},
             "genotype": self.space.genotype_dict(genotype),
             "skip_count": self.space.skip_count(genotype),
             "entropy": mean_entropy(probs),
