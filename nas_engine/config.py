@@ -156,6 +156,82 @@ class StrategyConfig:
         _check_float("strategy.fd_radius", self.fd_radius, 0.0, 1.0, low_open=True)
 
 
+SCHEDULES = ("constant", "linear", "cosine", "aer")
+
+
+@dataclass
+class RegularizerConfig:
+    """One α regulariser: its weight (live-adjustable) and how the weight moves over the search.
+
+    constant: `weight` throughout; linear / cosine: a ramp from `start` to `weight`;
+    aer: DARTS-AER's λ(t) = −weight·cos(πt), i.e. −weight early (keep options open) to
+    +weight late (commit); weight 0.2 is the paper's −0.2 → +0.2.
+    """
+
+    weight: float = 0.0
+    schedule: str = "constant"
+    start: float = 0.0
+
+    def validate(self, path: str) -> None:
+        _check_float(f"{path}.weight", self.weight, -1000.0, 1000.0)
+        _check_choice(f"{path}.schedule", self.schedule, SCHEDULES)
+        _check_float(f"{path}.start", self.start, -1000.0, 1000.0)
+
+
+@dataclass
+class RegularizersConfig:
+    """Terms added to the α loss (REFERENCE.md §3); all off (weight 0) by default."""
+
+    entropy: RegularizerConfig = field(default_factory=RegularizerConfig)  # > 0 sharpens
+    exp_neg: RegularizerConfig = field(default_factory=RegularizerConfig)  # tutorial Σ exp(−α)
+    l2: RegularizerConfig = field(default_factory=RegularizerConfig)  # Σ α²
+    beta: RegularizerConfig = field(default_factory=RegularizerConfig)  # β-DARTS logsumexp
+    zero_one: RegularizerConfig = field(default_factory=RegularizerConfig)  # Fair DARTS
+
+    def validate(self) -> None:
+        for f in fields(self):
+            getattr(self, f.name).validate(f"regularizers.{f.name}")
+
+
+@dataclass
+class MitigationsConfig:
+    """Network-side cures for skip-connect collapse (REFERENCE.md §3)."""
+
+    aux_skip: bool = False  # DARTS-: β·x on every stride-1 mixed edge, β decays 1 → 0
+    skip_dropout: float = 0.0  # P-DARTS: dropout on skip_connect, decays linearly to 0
+    sdarts_epsilon: float = 0.0  # SDARTS-RS: U[−ε, ε] on the mixing weights in the w step,
+    # ε ramping from a tenth of this to this (the paper's 0.03 → 0.3)
+    wd_multiplier: float = 1.0  # R-DARTS L2: weight decay of w × this (1, 3, 9, 27, 81)
+
+    def validate(self) -> None:
+        _check_bool("mitigations.aux_skip", self.aux_skip)
+        _check_float("mitigations.skip_dropout", self.skip_dropout, 0.0, 0.95)
+        _check_float("mitigations.sdarts_epsilon", self.sdarts_epsilon, 0.0, 1.0)
+        _check_float("mitigations.wd_multiplier", self.wd_multiplier, 0.0, 1000.0)
+
+
+EARLY_STOP_RULES = ("none", "darts+", "rdarts")
+
+
+@dataclass
+class DiagnosticsConfig:
+    """Collapse instruments: how often the Hessian's λmax is measured, early stopping."""
+
+    hessian_every: int = 0  # epochs between λmax measurements; 0 = off (R-DARTS: 2)
+    hessian_iterations: int = 20  # power-iteration steps
+    hessian_batch: int = 64  # validation images λmax is measured on
+    early_stop: str = "none"  # none | darts+ (≥ 2 skips in the normal cell) | rdarts
+
+    def validate(self) -> None:
+        _check_int("diagnostics.hessian_every", self.hessian_every, 0, 1000)
+        _check_int("diagnostics.hessian_iterations", self.hessian_iterations, 2, 1000)
+        _check_int("diagnostics.hessian_batch", self.hessian_batch, 2, 4096)
+        _check_choice("diagnostics.early_stop", self.early_stop, EARLY_STOP_RULES)
+        if self.early_stop == "rdarts" and not self.hessian_every:
+            _fail("diagnostics.hessian_every", "> 0 for the rdarts early-stop rule (it needs "
+                  "λmax; R-DARTS measures it every 2 epochs)", self.hessian_every)
+
+
 @dataclass
 class RecordConfig:
     """What goes into the run folder and how often."""
@@ -182,6 +258,9 @@ class SearchConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    regularizers: RegularizersConfig = field(default_factory=RegularizersConfig)
+    mitigations: MitigationsConfig = field(default_factory=MitigationsConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
 
     def validate(self) -> SearchConfig:
@@ -210,6 +289,9 @@ class SearchConfig:
         self.data.validate()
         self.optim.validate()
         self.strategy.validate()
+        self.regularizers.validate()
+        self.mitigations.validate()
+        self.diagnostics.validate()
         self.record.validate()
         return self
 
@@ -245,18 +327,10 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
         _fail(prefix + unknown[0], "a known setting (one of " + ", ".join(known) + ")", "?")
     kwargs = {}
     for name, value in data.items():
-        sub = _SECTIONS.get(name) if cls is SearchConfig else None
-        kwargs[name] = _build(sub, value, f"{name}.") if sub else value
+        section = known[name].default_factory
+        nested = dataclasses.is_dataclass(section)
+        kwargs[name] = _build(section, value, f"{prefix}{name}.") if nested else value
     return cls(**kwargs)
-
-
-_SECTIONS: dict[str, type] = {
-    "network": NetworkConfig,
-    "data": DataConfig,
-    "optim": OptimConfig,
-    "strategy": StrategyConfig,
-    "record": RecordConfig,
-}
 
 
 def _assign(data: dict[str, Any], path: str, value: Any) -> None:

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from nas_engine.regularizers import REGULARIZERS
+
 
 @dataclass(frozen=True)
 class LiveParameter:
@@ -43,6 +45,11 @@ LIVE_PARAMETERS: dict[str, LiveParameter] = {
         LiveParameter("speed", "speed limit (steps/s)",
                       "slow motion for teaching: at most this many search steps per second; "
                       "0 is full speed", 0.0, 1000.0),
+        LiveParameter("wd_multiplier", "weight-decay multiplier",
+                      "R-DARTS L2: the weights' decay × this (3, 9, 27, 81 delay collapse)",
+                      0.0, 1000.0),
+        *(LiveParameter(f"{name}_weight", cls.label, cls.help, -1000.0, 1000.0)
+          for name, cls in REGULARIZERS.items()),
     )
 }
 

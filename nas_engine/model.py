@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas_engine.spaces import SearchSpace
+from nas_engine.spaces.ops import EdgeOps
 
 
 class SearchModel(nn.Module):
@@ -49,6 +50,13 @@ class SearchModel(nn.Module):
         """Softmax α on the host (a sync: call at logging points only)."""
         with torch.no_grad():
             return {cell: w.double().cpu().numpy() for cell, w in self.mixing_weights().items()}
+
+    def set_network_options(self, aux_skip: float, skip_dropout: float) -> None:
+        """DARTS- auxiliary skip weight and P-DARTS skip dropout, for every mixed edge."""
+        for module in self.net.modules():
+            if isinstance(module, EdgeOps):
+                module.aux_skip = aux_skip
+                module.skip_dropout = skip_dropout
 
     def raw_alphas(self) -> dict[str, np.ndarray]:
         """α itself on the host (a sync: logging points only)."""

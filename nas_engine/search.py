@@ -103,7 +103,8 @@ class Search:
         if self.done:
             raise RuntimeError("the search has already run all its epochs")
         self.model.train()
-        result = self.strategy.step(self.train_stream.next(), self.val_stream.next())
+        result = self.strategy.step(self.train_stream.next(), self.val_stream.next(),
+                                    self.step_count / self.total_steps)
         self._accumulate(result)
         self.step_count += 1
         self._unchecked.append((self.step_count, result.train_loss, result.val_loss))
@@ -154,6 +155,7 @@ class Search:
             "skip_count": self.space.skip_count(genotype),
             "entropy": mean_entropy(probs),
             "live": self.strategy.live_values(),
+            "regularizers": self.strategy.regularizers.record(self.step_count / self.total_steps),
         }
 
     def _step_record(self, result: StepResult) -> Record:

@@ -206,14 +206,24 @@ class EdgeOps(nn.Module):
                  stride: int) -> None:
         super().__init__()
         self.edges = edges
+        self.stride = stride
         self.columns = [i for i, name in enumerate(ops) if name != "none"]
+        self.names = [ops[i] for i in self.columns]
         self.ops = nn.ModuleList(table[ops[i]](channels, edges, stride) for i in self.columns)
+        # Collapse mitigations on stride-1 edges, set by the strategy (0 = off).
+        self.aux_skip = 0.0  # DARTS-: + β·x on every edge
+        self.skip_dropout = 0.0  # P-DARTS: dropout on skip_connect's output
 
     def forward(self, x: Tensor, weights: Tensor) -> Tensor:
         inp = EdgeInput(x, self.edges)
         w = weights.t().reshape(weights.shape[1], 1, self.edges, 1, 1, 1)
         mixed = None
-        for column, op in zip(self.columns, self.ops):
+        for column, name, op in zip(self.columns, self.names, self.ops):
             out = op(inp)
+            if name == "skip_connect" and self.skip_dropout and self.training and self.stride == 1:
+                # Each edge its own mask, as if each had its own skip op.
+                out = F.dropout(out.expand(-1, self.edges, -1, -1, -1), self.skip_dropout)
             mixed = out * w[column] if mixed is None else torch.addcmul(mixed, out, w[column])
+        if self.aux_skip and self.stride == 1:
+            mixed = mixed + self.aux_skip * x.unsqueeze(1)
         return mixed

@@ -33,8 +33,9 @@ class Strategy(ABC):
         self.config = config
 
     @abstractmethod
-    def step(self, train: Batch, val: Batch) -> StepResult:
-        """One search step: an α update on the validation batch, a w update on the train batch."""
+    def step(self, train: Batch, val: Batch, progress: float = 0.0) -> StepResult:
+        """One search step: an α update on the validation batch, a w update on the train batch.
+        `progress` ∈ [0, 1] is how far the search is (schedules of regularisers, mitigations)."""
 
     @abstractmethod
     def after_epoch(self, epoch: int) -> None:
