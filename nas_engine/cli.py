@@ -129,7 +129,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     except Exception as exc:
         folder.write_status("failed", f"{type(exc).__name__}: {exc}", step=search.step_count)
         raise
-    folder.write_status("finished", step=search.step_count)
+    stop = search.early_stop
+    folder.write_status("finished", f"stopped early: {stop.message}" if stop else None,
+                        step=search.step_count)
     genotype = folder.read_genotype() or {}
     print(folder.path)
     print(genotype.get("text") or genotype.get("arch_str", ""))

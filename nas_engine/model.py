@@ -63,5 +63,10 @@ class SearchModel(nn.Module):
         with torch.no_grad():
             return {cell: a.double().cpu().numpy() for cell, a in self.alphas.items()}
 
+    def derivation_weights(self) -> dict[str, np.ndarray]:
+        """What the space's discretisation rule reads (host sync): softmax α here; a strategy
+        with edge weights (PC-DARTS' β) scales them in."""
+        return self.softmax_alphas()
+
     def genotype(self):  # noqa: ANN201 - the space's genotype type
-        return self.space.derive(self.softmax_alphas())
+        return self.space.derive(self.derivation_weights())

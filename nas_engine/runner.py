@@ -270,9 +270,14 @@ class SearchRun:
                 search.load_state_dict(self._checkpoint)
                 self._speed = self._checkpoint.get("speed", 0.0)
                 self._checkpoint = None
+            # A fresh run shows α at initialisation before its first record (a viewer draws
+            # it at once instead of after `record.log_every` steps); it is not logged.
+            initial = None if self._latest else {
+                "kind": "init", "epoch": 0, "step": 0, "time_s": 0.0, **search._arch_fields()}
             with self._cond:
                 self._steps_per_epoch = search.steps_per_epoch
                 self._live.update(search.strategy.live_values())
+                self._latest = self._latest or initial
                 self._version += 1
             self._loop(search)
         except NonFiniteLossError as exc:
@@ -302,7 +307,8 @@ class SearchRun:
                     self._set_state("stopped")
                     return
                 if search.done:
-                    self._set_state("finished")
+                    stop = search.early_stop
+                    self._set_state("finished", f"stopped early: {stop.message}" if stop else None)
                     return
                 if self._budget is not None:
                     self._budget -= 1

@@ -18,7 +18,14 @@ import torch
 from nas_engine.config import SearchConfig
 from nas_engine.data import load_images, make_streams
 from nas_engine.device import configure_threads, resolve_device
-from nas_engine.diagnostics import mean_entropy
+from nas_engine.diagnostics import (
+    RULES,
+    Alarm,
+    first_alarm,
+    hessian_max_eigenvalue,
+    mean_entropy,
+    parameter_free_mass,
+)
 from nas_engine.model import SearchModel
 from nas_engine.spaces import make_space
 from nas_engine.store import RunFolder
@@ -77,12 +84,15 @@ class Search:
         self.elapsed_before = 0.0  # search time of earlier sessions (resume)
         self._started = time.perf_counter()
         self._unchecked: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+        self._epoch_records: list[Record] = []  # what the early-stop rules read
+        self.alarm: Alarm | None = None
+        self.early_stop: Alarm | None = None  # the alarm that ended the search, if one did
         self._reset_epoch_sums()
 
     # -- progress --------------------------------------------------------------------------
     @property
     def done(self) -> bool:
-        return self.epoch >= self.config.epochs
+        return self.epoch >= self.config.epochs or self.early_stop is not None
 
     @property
     def step_in_epoch(self) -> int:
@@ -147,13 +157,15 @@ class Search:
 
     def _arch_fields(self) -> Record:
         probs = self.model.softmax_alphas()
-        genotype = self.space.derive(probs)
+        genotype = self.model.genotype()
         return {
             "alphas": {cell: _rows(p) for cell, p in probs.items()},
             "alphas_raw": {cell: _rows(a) for cell, a in self.model.raw_alphas().items()},
             "genotype": self.space.genotype_dict(genotype),
             "skip_count": self.space.skip_count(genotype),
             "entropy": mean_entropy(probs),
+            "parameter_free_mass": {cell: float(parameter_free_mass(p, self.config.ops or []))
+                                    for cell, p in probs.items()},
             "live": self.strategy.live_values(),
             "regularizers": self.strategy.regularizers.record(self.step_count / self.total_steps),
         }
@@ -183,15 +195,76 @@ class Search:
             "val_loss": val_loss,
             "val_acc": val_acc,
             **self._arch_fields(),
+            **self._hessian_fields(),
         }
+        self._judge(record)
         self.strategy.after_epoch(self.epoch)
         self._reset_epoch_sums()
         self._emit(record)
         if self.folder is not None:
-            self.folder.write_genotype(record["genotype"])
+            self.folder.write_genotype(self._final_genotype(record))
             if self.config.record.checkpoint:
                 self.folder.save_checkpoint(self.state_dict(), self.epoch)
         return record
+
+    # -- collapse diagnostics ----------------------------------------------------------------
+    def _hessian_fields(self) -> Record:
+        every = self.config.diagnostics.hessian_every
+        if not every or self.epoch % every:
+            return {}
+        started = time.perf_counter()
+        value, method = self.hessian_max_eigenvalue()
+        return {"hessian_max_eigenvalue": value, "hessian_method": method,
+                "hessian_seconds": round(time.perf_counter() - started, 4)}
+
+    def hessian_max_eigenvalue(self) -> tuple[float, str]:
+        """λmax of ∇²α L_val on a fixed validation batch, in train mode as the search sees it
+        (BatchNorm's running statistics are restored afterwards)."""
+        x, y = self._fixed_val_batch(self.config.diagnostics.hessian_batch)
+        buffers = {k: b.clone() for k, b in self.model.net.named_buffers()}
+        self.model.train()
+        try:
+            return hessian_max_eigenvalue(
+                lambda: torch.nn.functional.cross_entropy(self.model(x), y),
+                self.model.arch_parameters(), self.config.diagnostics.hessian_iterations,
+                seed=self.config.seed,
+            )
+        finally:
+            for k, b in self.model.net.named_buffers():
+                b.copy_(buffers[k])
+
+    def _fixed_val_batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys, have = [], [], 0
+        for x, y in self.val_stream.iter_pass():
+            xs.append(x)
+            ys.append(y)
+            have += len(y)
+            if have >= size:
+                break
+        return torch.cat(xs)[:size], torch.cat(ys)[:size]
+
+    def _judge(self, record: Record) -> None:
+        """Run the rules over the epochs so far: the first alarm sticks; the configured rule
+        may end the search."""
+        self._epoch_records.append({k: record.get(k) for k in (
+            "epoch", "skip_count", "hessian_max_eigenvalue", "genotype")})
+        if self.alarm is None:
+            self.alarm = first_alarm(self._epoch_records)
+        rule = self.config.diagnostics.early_stop
+        if rule != "none" and self.early_stop is None:
+            self.early_stop = RULES[rule](self._epoch_records)
+        record["alarm"] = self.alarm.to_dict() if self.alarm else None
+        if self.early_stop is not None:
+            record["early_stop"] = self.early_stop.to_dict()
+
+    def _final_genotype(self, record: Record) -> Record:
+        """The genotype to keep: the current one, or the one the R-DARTS rule rolls back to."""
+        stop = self.early_stop
+        if stop is None or stop.rollback_epoch is None:
+            return record["genotype"]
+        earlier = next(r for r in self._epoch_records if r["epoch"] == stop.rollback_epoch)
+        return {**earlier["genotype"], "rolled_back_to": stop.rollback_epoch,
+                "stopped_by": stop.message}
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
@@ -223,6 +296,8 @@ class Search:
             "epoch": self.epoch,
             "elapsed": self.elapsed(),
             "epoch_sums": [self._loss_sum.cpu(), self._correct_sum.cpu(), self._seen],
+            "epoch_records": list(self._epoch_records),
+            "alarm": self.alarm.to_dict() if self.alarm else None,
             "config": self.config.to_dict(),
         }
 
@@ -238,3 +313,5 @@ class Search:
         loss, correct, self._seen = state["epoch_sums"]
         self._loss_sum, self._correct_sum = loss.to(self.device), correct.to(self.device)
         self.strategy.set_epochs(self.config.epochs)
+        self._epoch_records = list(state["epoch_records"])
+        self.alarm = Alarm(**state["alarm"]) if state["alarm"] else None

@@ -9,7 +9,14 @@ one source node and its `m` outgoing edges:
 - `relu(x)` once for all conv ops, and `none` never (its output is zero),
 and returns every edge's mixed output as one `(B, m, C, H, W)` tensor. The maths equals the
 per-edge formulation exactly (BatchNorm without affine is per channel, so one BN over `m*C`
-channels is `m` BNs over `C`); `tests/test_spaces.py` checks that against a plain supernet.
+channels is `m` BNs over `C`); `tests/test_supernet.py` checks that against a plain supernet.
+
+Two strategies narrow what a block computes:
+- NASP (one op per edge): `EdgeOps.choose` names each edge's op; ops no edge chose are skipped
+  and a parametric op runs only on the contiguous runs of edges that chose it, on the slices of
+  its edge-major weights that belong to them.
+- PC-DARTS (partial channels): the ops are built on C/K channels and see `x[:, :C/K]`;
+  `EdgeOps.bypass` gives the other channels, which `MixedDag` joins and shuffles per node.
 """
 
 from __future__ import annotations
@@ -21,16 +28,17 @@ import torch.nn.functional as F
 from torch import nn
 
 Tensor = torch.Tensor
+# Which of an op's edges to compute: a contiguous range of edge indices, None for all of them.
+Edges = range | None
 
 
 class EdgeInput:
     """The input of one source node and the derived tensors its ops share, computed lazily."""
 
-    def __init__(self, x: Tensor, edges: int) -> None:
+    def __init__(self, x: Tensor) -> None:
         self.x = x
-        self.edges = edges
         self._relu: Tensor | None = None
-        self._relu_per_edge: Tensor | None = None
+        self._repeated: dict[int, Tensor] = {}
 
     @property
     def relu(self) -> Tensor:
@@ -38,14 +46,44 @@ class EdgeInput:
             self._relu = F.relu(self.x)
         return self._relu
 
-    @property
-    def relu_per_edge(self) -> Tensor:
-        """relu(x) repeated edge-major, (B, m*C, H, W): the input of depthwise convs whose
+    def relu_repeated(self, edges: int) -> Tensor:
+        """relu(x) repeated edge-major, (B, edges*C, H, W): the input of depthwise convs whose
         weights differ per edge."""
-        if self._relu_per_edge is None:
+        if edges not in self._repeated:
             r = self.relu
-            self._relu_per_edge = r if self.edges == 1 else r.repeat(1, self.edges, 1, 1)
-        return self._relu_per_edge
+            self._repeated[edges] = r if edges == 1 else r.repeat(1, edges, 1, 1)
+        return self._repeated[edges]
+
+
+def _count(edges: Edges, total: int) -> int:
+    return total if edges is None else len(edges)
+
+
+def _whole(edges: Edges, total: int) -> bool:
+    return edges is None or len(edges) == total
+
+
+def _edge_conv(conv: nn.Conv2d, x: Tensor, edges: Edges, total: int) -> Tensor:
+    """`conv` (edge-major output blocks for `total` edges) on `edges` only: the blocks' weight
+    rows are a slice, so a run of edges is still one conv. A grouped conv keeps its groups per
+    edge; an ungrouped one (shared input) just makes fewer output channels."""
+    if _whole(edges, total):
+        return conv(x)
+    rows = conv.out_channels // total
+    groups = 1 if conv.groups == 1 else conv.groups // total * len(edges)
+    weight = conv.weight[edges.start * rows:edges.stop * rows]
+    return F.conv2d(x, weight, None, conv.stride, conv.padding, conv.dilation, groups)
+
+
+def _edge_bn(bn: nn.BatchNorm2d, y: Tensor, edges: Edges, total: int) -> Tensor:
+    """Non-affine `bn` on the channels of `edges`; its running statistics are updated through
+    views, so the slices of the other edges keep theirs."""
+    if _whole(edges, total):
+        return bn(y)
+    rows = bn.num_features // total
+    part = slice(edges.start * rows, edges.stop * rows)
+    return F.batch_norm(y, bn.running_mean[part], bn.running_var[part], None, None, bn.training,
+                        bn.momentum, bn.eps)
 
 
 class SharedOp(nn.Module):
@@ -55,7 +93,7 @@ class SharedOp(nn.Module):
         super().__init__()
         self.fn = fn
 
-    def forward(self, inp: EdgeInput) -> Tensor:
+    def forward(self, inp: EdgeInput, edges: Edges = None) -> Tensor:
         return self.fn(inp.x).unsqueeze(1)
 
 
@@ -86,8 +124,9 @@ class ReLUConvBN(nn.Module):
                               bias=False)
         self.bn = _bn(edges * channels_out)
 
-    def forward(self, inp: EdgeInput) -> Tensor:
-        return _per_edge(self.bn(self.conv(inp.relu)), self.edges)
+    def forward(self, inp: EdgeInput, edges: Edges = None) -> Tensor:
+        y = _edge_conv(self.conv, inp.relu, edges, self.edges)
+        return _per_edge(_edge_bn(self.bn, y, edges, self.edges), _count(edges, self.edges))
 
 
 class DilConv(nn.Module):
@@ -103,9 +142,11 @@ class DilConv(nn.Module):
         self.pointwise = nn.Conv2d(mc, mc, 1, groups=edges, bias=False)
         self.bn = _bn(mc)
 
-    def forward(self, inp: EdgeInput) -> Tensor:
-        y = self.bn(self.pointwise(self.depthwise(inp.relu_per_edge)))
-        return _per_edge(y, self.edges)
+    def forward(self, inp: EdgeInput, edges: Edges = None) -> Tensor:
+        n = _count(edges, self.edges)
+        y = _edge_conv(self.depthwise, inp.relu_repeated(n), edges, self.edges)
+        y = _edge_bn(self.bn, _edge_conv(self.pointwise, y, edges, self.edges), edges, self.edges)
+        return _per_edge(y, n)
 
 
 class SepConv(nn.Module):
@@ -123,10 +164,13 @@ class SepConv(nn.Module):
         self.pointwise2 = nn.Conv2d(mc, mc, 1, groups=edges, bias=False)
         self.bn2 = _bn(mc)
 
-    def forward(self, inp: EdgeInput) -> Tensor:
-        y = self.bn1(self.pointwise1(self.depthwise1(inp.relu_per_edge)))
-        y = self.bn2(self.pointwise2(self.depthwise2(F.relu(y))))
-        return _per_edge(y, self.edges)
+    def forward(self, inp: EdgeInput, edges: Edges = None) -> Tensor:
+        n, m = _count(edges, self.edges), self.edges
+        y = _edge_conv(self.depthwise1, inp.relu_repeated(n), edges, m)
+        y = _edge_bn(self.bn1, _edge_conv(self.pointwise1, y, edges, m), edges, m)
+        y = _edge_conv(self.depthwise2, F.relu(y), edges, m)
+        y = _edge_bn(self.bn2, _edge_conv(self.pointwise2, y, edges, m), edges, m)
+        return _per_edge(y, n)
 
 
 class FactorizedReduce(nn.Module):
@@ -146,11 +190,12 @@ class FactorizedReduce(nn.Module):
         self.conv_2 = nn.Conv2d(channels_in, half, 1, 2, bias=False)
         self.bn = _bn(edges * channels_out)
 
-    def forward(self, inp: EdgeInput) -> Tensor:
+    def forward(self, inp: EdgeInput, edges: Edges = None) -> Tensor:
+        n, m = _count(edges, self.edges), self.edges
         r = inp.relu
-        a = _per_edge(self.conv_1(r), self.edges)
-        b = _per_edge(self.conv_2(r[:, :, 1:, 1:]), self.edges)
-        return _per_edge(self.bn(torch.cat([a, b], dim=2).flatten(1, 2)), self.edges)
+        a = _per_edge(_edge_conv(self.conv_1, r, edges, m), n)
+        b = _per_edge(_edge_conv(self.conv_2, r[:, :, 1:, 1:], edges, m), n)
+        return _per_edge(_edge_bn(self.bn, torch.cat([a, b], dim=2).flatten(1, 2), edges, m), n)
 
 
 # An op factory: (channels, edges, stride) -> module taking an EdgeInput.
@@ -195,35 +240,87 @@ NB201_OPS: dict[str, OpFactory] = {
 PARAMETER_FREE = frozenset({"none", "skip_connect", "max_pool_3x3", "avg_pool_3x3"})
 
 
+def channel_shuffle(x: Tensor, groups: int) -> Tensor:
+    """Interleave `groups` equal channel blocks (ShuffleNet; PC-DARTS after the partial mixed
+    op): output channel i·groups + g is input channel g·(C/groups) + i."""
+    b, c, h, w = x.shape
+    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+
+# A job of `EdgeOps`: an index into its ops and the runs of edges that op is computed on.
+Job = tuple[int, list[range]]
+
+
 class EdgeOps(nn.Module):
     """Every candidate op on the `edges` edges that leave one node.
 
     `forward(x, weights)` takes the mixing weights of those edges, shape (edges, len(ops)), and
-    returns the mixed outputs (B, edges, C, H, W): Σ_o weights[e, o] · op_o(x) for each edge e.
+    returns the mixed outputs (B, edges, C/partial, H, W): Σ_o weights[e, o] · op_o(x) for each
+    edge e, on the first C/partial channels of x (all of them unless PC-DARTS).
     """
 
     def __init__(self, table: dict[str, OpFactory], ops: list[str], channels: int, edges: int,
-                 stride: int) -> None:
+                 stride: int, partial: int = 1) -> None:
         super().__init__()
         self.edges = edges
         self.stride = stride
+        self.op_channels = channels // partial
         self.columns = [i for i, name in enumerate(ops) if name != "none"]
         self.names = [ops[i] for i in self.columns]
-        self.ops = nn.ModuleList(table[ops[i]](channels, edges, stride) for i in self.columns)
+        self.ops = nn.ModuleList(
+            table[ops[i]](self.op_channels, edges, stride) for i in self.columns
+        )
+        self.choose(None)
         # Collapse mitigations on stride-1 edges, set by the strategy (0 = off).
         self.aux_skip = 0.0  # DARTS-: + β·x on every edge
         self.skip_dropout = 0.0  # P-DARTS: dropout on skip_connect's output
 
+    def choose(self, choice: list[int] | None) -> None:
+        """Compute only the op in α column `choice[e]` on edge e (NASP's discrete forward;
+        `none` computes nothing), or every op on every edge (None). Host ints: deciding here
+        costs no device sync per op."""
+        if choice is None:
+            self.jobs: list[Job] = [(k, [range(self.edges)]) for k in range(len(self.ops))]
+            return
+        runs: dict[int, list[range]] = {}
+        for e, column in enumerate(choice):
+            if column not in self.columns:
+                continue
+            op_runs = runs.setdefault(self.columns.index(column), [])
+            if op_runs and op_runs[-1].stop == e:  # extend the run: one conv for both edges
+                op_runs[-1] = range(op_runs[-1].start, e + 1)
+            else:
+                op_runs.append(range(e, e + 1))
+        self.jobs = sorted(runs.items())
+
     def forward(self, x: Tensor, weights: Tensor) -> Tensor:
-        inp = EdgeInput(x, self.edges)
-        w = weights.t().reshape(weights.shape[1], 1, self.edges, 1, 1, 1)
-        mixed = None
-        for column, name, op in zip(self.columns, self.names, self.ops):
-            out = op(inp)
-            if name == "skip_connect" and self.skip_dropout and self.training and self.stride == 1:
-                # Each edge its own mask, as if each had its own skip op.
-                out = F.dropout(out.expand(-1, self.edges, -1, -1, -1), self.skip_dropout)
-            mixed = out * w[column] if mixed is None else torch.addcmul(mixed, out, w[column])
-        if self.aux_skip and self.stride == 1:
-            mixed = mixed + self.aux_skip * x.unsqueeze(1)
+        inp = EdgeInput(x[:, :self.op_channels])
+        b, c, h, w = inp.x.shape
+        stride = self.stride
+        mixed = x.new_zeros(b, self.edges, c, -(-h // stride), -(-w // stride))
+        for k, runs in self.jobs:
+            op, column = self.ops[k], self.columns[k]
+            shared = op(inp) if isinstance(op, SharedOp) else None  # once for all its runs
+            for edges in runs:
+                out = shared if shared is not None else op(inp, edges)
+                if (self.names[k] == "skip_connect" and self.skip_dropout and self.training
+                        and stride == 1):
+                    # Each edge its own mask, as if each had its own skip op.
+                    out = F.dropout(out.expand(-1, len(edges), -1, -1, -1), self.skip_dropout)
+                scale = weights[edges.start:edges.stop, column].view(1, -1, 1, 1, 1)
+                whole = len(edges) == self.edges
+                (mixed if whole else mixed[:, edges.start:edges.stop]).addcmul_(out, scale)
+        if self.aux_skip and stride == 1:
+            mixed = mixed + self.aux_skip * inp.x.unsqueeze(1)
         return mixed
+
+    def bypass(self, x: Tensor) -> Tensor:
+        """PC-DARTS: the channels that skip the mixed op, halved in resolution on a stride-2
+        edge by a 2x2 max pool (as the official MixedOp)."""
+        rest = x[:, self.op_channels:]
+        return F.max_pool2d(rest, 2, 2) if self.stride == 2 else rest
+
+    def parameter_counts(self) -> list[tuple[int, int]]:
+        """(α column, parameters of that op on one edge) for each op this block holds."""
+        return [(column, sum(p.numel() for p in op.parameters()) // self.edges)
+                for column, op in zip(self.columns, self.ops)]

@@ -1,0 +1,1 @@
+"""Benchmarks and reference implementations that measure and check the engine's supernets."""

@@ -1,0 +1,132 @@
+"""Time one first-order DARTS search step on the engine's edge-batched supernet and on the plain
+one (`plain_supernet.py`).
+
+Why: batching a node's edges is the engine's main speed lever and also its main source of
+subtle bugs, so its gain should be measured, not assumed. Both sides run the very same step
+(`SearchModel` + `DartsStrategy`: Adam on ∇α L_val, then SGD with momentum and grad clipping on
+w); only `model.net` differs. The script first checks that the two supernets give the same loss
+on the same weights, then times them interleaved (ABAB...) so machine noise hits both.
+
+    python benchmarks/search_step.py [--threads 1] [--steps 15] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from nas_engine.config import SearchConfig
+from nas_engine.model import SearchModel
+from nas_engine.spaces import make_space
+from nas_engine.strategies.darts import DartsStrategy
+
+# `make bench` runs this file as a script: put the repo root on the path for `benchmarks`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.plain_supernet import build_plain, copy_weights  # noqa: E402
+
+# DARTS: the classroom preset's network; NB201: NetworkConfig's defaults.
+SETTINGS: dict[str, dict] = {
+    "darts": {"space": "darts", "network": {"channels": 8, "layers": 5}},
+    "nb201": {"space": "nb201", "network": {"channels": 16, "cells_per_stage": 1}},
+}
+BATCH, IMAGE, IN_CHANNELS, CLASSES = 64, 16, 3, 10
+WARMUP = 3
+LOSS_RTOL = 1e-4
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def strategies(space: str, device: torch.device) -> tuple[DartsStrategy, DartsStrategy]:
+    """(ours, plain): two search models with equal w and α, differing only in the supernet."""
+    config = SearchConfig().with_changes(SETTINGS[space])
+    torch.manual_seed(0)
+    ours = SearchModel(make_space(config), IN_CHANNELS, CLASSES, IMAGE).to(device)
+    # The same α and step machinery, with the plain supernet swapped in for the batched one.
+    plain = SearchModel(make_space(config), IN_CHANNELS, CLASSES, IMAGE)
+    plain.net = build_plain(plain.space, IN_CHANNELS, CLASSES)
+    plain.to(device)
+    copy_weights(plain.net, ours.net)
+    plain.alphas.load_state_dict(ours.alphas.state_dict())
+    return DartsStrategy(ours, config), DartsStrategy(plain, config)
+
+
+def batches(device: torch.device) -> tuple[Batch, Batch]:
+    g = torch.Generator().manual_seed(1)
+
+    def make() -> Batch:
+        x = torch.randn(BATCH, IN_CHANNELS, IMAGE, IMAGE, generator=g)
+        return x.to(device), torch.randint(0, CLASSES, (BATCH,), generator=g).to(device)
+
+    return make(), make()
+
+
+def check_same_loss(ours: SearchModel, plain: SearchModel, val: Batch) -> None:
+    """Same weights, same batch, train mode (as in a step): the losses must agree."""
+    x, y = val
+    with torch.no_grad():
+        logits_ours, logits_plain = ours(x), plain(x)
+    a = F.cross_entropy(logits_ours, y).item()
+    b = F.cross_entropy(logits_plain, y).item()
+    rel = abs(a - b) / max(abs(b), 1e-12)
+    logits_diff = (logits_ours - logits_plain).abs().max().item()
+    verdict = "ok" if rel <= LOSS_RTOL else "MISMATCH"
+    print(f"  same-weights check: loss ours {a:.6f} plain {b:.6f} (rel diff {rel:.1e}), "
+          f"max |logit diff| {logits_diff:.1e}: {verdict}")
+    if rel > LOSS_RTOL:
+        raise SystemExit(f"the two supernets disagree (rel diff {rel:.1e} > {LOSS_RTOL})")
+
+
+def timed_step(strategy: DartsStrategy, train: Batch, val: Batch, sync: Callable[[], None]
+               ) -> float:
+    """Milliseconds of one α step + w step."""
+    sync()
+    start = time.perf_counter()
+    strategy.step(train, val)
+    sync()
+    return 1e3 * (time.perf_counter() - start)
+
+
+def bench_space(space: str, steps: int, device: torch.device) -> tuple[float, float]:
+    """Median (plain ms, ours ms) over `steps` interleaved steps after the warm-up."""
+    ours, plain = strategies(space, device)
+    train, val = batches(device)
+    print(f"{space}: {SETTINGS[space]['network']}, batch {BATCH}, "
+          f"{IMAGE}x{IMAGE}x{IN_CHANNELS}, {CLASSES} classes, ops {ours.model.space.ops}")
+    check_same_loss(ours.model, plain.model, val)
+    sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None
+    times: dict[str, list[float]] = {"plain": [], "ours": []}
+    for i in range(WARMUP + steps):
+        for name, strategy in (("plain", plain), ("ours", ours)):
+            ms = timed_step(strategy, train, val, sync)
+            if i >= WARMUP:
+                times[name].append(ms)
+    return statistics.median(times["plain"]), statistics.median(times["ours"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--steps", type=int, default=15, help="timed steps per supernet")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device here")
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    print(f"torch {torch.__version__}, device {args.device}, {args.threads} thread(s), "
+          f"first-order step, {WARMUP} warm-up + {args.steps} timed steps, median\n")
+    rows = [(space, *bench_space(space, args.steps, device)) for space in SETTINGS]
+    print(f"\n{'space':<8}{'plain ms':>10}{'ours ms':>10}{'speed-up':>10}")
+    for space, plain_ms, ours_ms in rows:
+        print(f"{space:<8}{plain_ms:>10.1f}{ours_ms:>10.1f}{plain_ms / ours_ms:>9.2f}x")
+
+
+if __name__ == "__main__":
+    main()

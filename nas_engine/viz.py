@@ -1,0 +1,431 @@
+"""Figures and DOT sources of a search, from snapshots and run folders.
+
+Pure functions (no streamlit) so that the app, a notebook and the tests draw the same pictures:
+plotly figures for heatmaps and curves, `graphviz.Digraph` for cells (rendered by the browser,
+so no `dot` binary is needed except for an SVG file export), and plain text for exports.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import graphviz
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from nas_engine.diagnostics import PARAMETER_FREE_OPS, parameter_free_mass
+from nas_engine.history import SCALARS, HistoryView
+from nas_engine.runner import Snapshot
+from nas_engine.spaces import make_space
+
+Edge = tuple[int, int]
+
+# One colour per op everywhere (heatmap hover aside): skip_connect red, the other
+# parameter-free ops greys, the convolutions blues and greens.
+OP_COLOURS: dict[str, str] = {
+    "skip_connect": "#d62728",
+    "none": "#9e9e9e",
+    "max_pool_3x3": "#8c6d31",
+    "avg_pool_3x3": "#bd9e39",
+    "sep_conv_3x3": "#1f77b4",
+    "sep_conv_5x5": "#17becf",
+    "dil_conv_3x3": "#2ca02c",
+    "dil_conv_5x5": "#98df8a",
+    "nor_conv_1x1": "#17becf",
+    "nor_conv_3x3": "#1f77b4",
+}
+OTHER_COLOUR = "#7f7f7f"
+FONT = "Helvetica"
+
+
+def op_colour(op: str) -> str:
+    return OP_COLOURS.get(op, OTHER_COLOUR)
+
+
+# -- moments of a run ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ArchPoint:
+    """α and the derived cell at one recorded moment of a run."""
+
+    step: int
+    epoch: int
+    kind: str  # "init", "step" or "epoch"
+    alphas: Mapping[str, np.ndarray]  # cell type -> (edges, ops) softmax α
+    alphas_raw: Mapping[str, np.ndarray]
+    genotype: Mapping[str, Any]
+
+    @property
+    def label(self) -> str:
+        where = {"init": "initial α", "epoch": f"end of epoch {self.epoch}"}.get(
+            self.kind, f"epoch {self.epoch + 1}")
+        return f"step {self.step} · {where}"
+
+
+def latest_point(snap: Snapshot) -> ArchPoint | None:
+    """The newest α the run has shown (its initial α before the first record)."""
+    record = snap.latest
+    if not record or "alphas" not in record:
+        return None
+    return ArchPoint(
+        step=int(record["step"]), epoch=int(record["epoch"]), kind=record.get("kind", "step"),
+        alphas={c: np.asarray(a, dtype=float) for c, a in record["alphas"].items()},
+        alphas_raw={c: np.asarray(a, dtype=float)
+                    for c, a in record.get("alphas_raw", record["alphas"]).items()},
+        genotype=record["genotype"],
+    )
+
+
+def _point(view: HistoryView, i: int, kind: str) -> ArchPoint:
+    return ArchPoint(int(view.step[i]), int(view.epoch[i]), kind,
+                     {c: a[i] for c, a in view.alphas.items()},
+                     {c: a[i] for c, a in view.alphas_raw.items()}, view.genotypes[i])
+
+
+def recorded_points(snap: Snapshot) -> list[ArchPoint]:
+    """Every recorded moment, oldest first; where an epoch ends on a logged step, the epoch
+    record stands for both."""
+    by_step = {int(s): _point(snap.steps, i, "step") for i, s in enumerate(snap.steps.step)}
+    by_step.update({int(s): _point(snap.epochs, i, "epoch")
+                    for i, s in enumerate(snap.epochs.step)})
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def space_edges(snap: Snapshot) -> list[Edge]:
+    """(source, target) per α row of the run's space."""
+    return make_space(snap.config).edges()
+
+
+# -- α heatmap -------------------------------------------------------------------------------
+def softmax_colour_axis(n_ops: int) -> dict[str, Any]:
+    """A fixed 0..1 scale, white at the uniform weight 1/n: blue below it (losing), reds at 2,
+    4 times it and at 1 (winning). Small early moves show, and colours compare over time."""
+    u = 1.0 / max(n_ops, 1)
+    stops = [(0.0, "#2c7bb6"), (u, "#f7f7f7"), (2 * u, "#fdae61"), (4 * u, "#d7191c"),
+             (1.0, "#67000d")]
+    scale = [[x, c] for x, c in stops if x < 1.0] + [[1.0, "#67000d"]]
+    ticks = sorted({0.0, u, *(x for x, _ in stops if x < 1.0), 1.0})
+    return {"colorscale": scale, "cmin": 0.0, "cmax": 1.0,
+            "colorbar": {"tickvals": ticks, "ticktext": [f"{t:.2g}" for t in ticks]}}
+
+
+def alpha_heatmap(point: ArchPoint, ops: Sequence[str], edge_labels: Sequence[str], *,
+                  raw: bool = False) -> go.Figure:
+    """Edges × ops, one panel per cell type side by side. Softmax weights share a fixed 0..1
+    colour scale so colours compare across time; raw α is centred on 0."""
+    arrays = point.alphas_raw if raw else point.alphas
+    cells = list(arrays)
+    fig = make_subplots(rows=1, cols=len(cells), subplot_titles=[f"{c} cell" for c in cells],
+                        shared_yaxes=True, horizontal_spacing=0.04)
+    if raw:
+        reach = max(float(np.abs(a).max()) for a in arrays.values()) or 1.0
+        axis: dict[str, Any] = {"colorscale": "RdBu_r", "cmin": -reach, "cmax": reach}
+        what = "α"
+    else:
+        axis = softmax_colour_axis(len(ops))
+        what = "softmax weight"
+    for col, cell in enumerate(cells, start=1):
+        fig.add_trace(go.Heatmap(
+            z=np.asarray(arrays[cell]), x=list(ops), y=list(edge_labels), name=cell,
+            coloraxis="coloraxis", texttemplate="%{z:.2f}", textfont={"size": 9},
+            hovertemplate=f"{cell} cell<br>edge %{{y}}<br>op %{{x}}<br>{what} %{{z:.4f}}"
+                          "<extra></extra>"), row=1, col=col)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_yaxes(title_text="edge (from→to)", row=1, col=1)
+    fig.update_xaxes(tickangle=-40)
+    fig.update_layout(coloraxis=axis, coloraxis_colorbar_title_text=what,
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      height=140 + 24 * len(edge_labels), font={"family": FONT})
+    return fig
+
+
+# -- the cell as a graph ---------------------------------------------------------------------
+def derived_edges(genotype: Mapping[str, Any], cell: str, edges: Sequence[Edge]
+                  ) -> dict[Edge, str]:
+    """The edges the derived cell keeps, with their ops: DARTS lists (op, input) pairs per
+    intermediate node; NB201 lists one (op, input) per edge row ('none' included)."""
+    if cell in genotype:
+        first = min(t for _, t in edges)
+        pairs = genotype[cell]
+        per_node = len(pairs) // len({t for _, t in edges})
+        return {(int(src), first + i // per_node): op for i, (op, src) in enumerate(pairs)}
+    return {edge: op for (op, _), edge in zip(genotype["edges"], edges)}
+
+
+def _node_names(edges: Sequence[Edge]) -> dict[int, str]:
+    first = min(t for _, t in edges)
+    nodes = sorted({n for e in edges for n in e})
+    if first == 2:  # DARTS: the outputs of the two previous cells feed the cell
+        return {n: {0: "c_{k-2}", 1: "c_{k-1}"}.get(n, str(n)) for n in nodes}
+    return {n: str(n) for n in nodes}
+
+
+def _opacity_hex(opacity: float) -> str:
+    """Two hex digits of alpha for a Graphviz colour."""
+    return f"{round(255 * min(max(opacity, 0.0), 1.0)):02x}"
+
+
+def cell_dag(point: ArchPoint, cell: str, ops: Sequence[str], edges: Sequence[Edge]
+             ) -> graphviz.Digraph:
+    """Every candidate edge, its width and opacity following the weight of its best op (the
+    derived op on kept edges, else the best op other than `none`) from thin at the uniform
+    weight 1/ops to thick at 1; the derived cell's edges drawn in their op's colour and
+    labelled."""
+    weights = np.asarray(point.alphas[cell])
+    kept = derived_edges(point.genotype, cell, edges)
+    first = min(t for _, t in edges)
+    uniform = 1.0 / max(len(ops), 1)
+    graph = graphviz.Digraph(name=f"{cell}_cell", graph_attr={
+        "rankdir": "LR", "bgcolor": "transparent", "fontname": FONT, "nodesep": "0.25",
+        "label": f"{cell} cell · {point.label}", "labelloc": "t", "fontsize": "12"})
+    graph.attr("node", style="filled", fontname=FONT, fontsize="11", color="#5a6b7d")
+    graph.attr("edge", fontname=FONT, fontsize="9", arrowsize="0.6")
+    for node, name in _node_names(edges).items():
+        graph.node(str(node), name, shape="box" if node < first else "circle",
+                   fillcolor="#dfe8d8" if node < first else "#eef2f7")
+    candidates = [i for i, op in enumerate(ops) if op != "none"] or list(range(len(ops)))
+    for row, edge in enumerate(edges):
+        op = kept.get(edge)
+        best = ops.index(op) if op in ops else max(candidates, key=lambda c: weights[row, c])
+        weight = float(weights[row, best])
+        lead = min(max((weight - uniform) / (1.0 - uniform), 0.0), 1.0) if uniform < 1 else 1.0
+        tip = f"{edge[0]}→{edge[1]}: " + ", ".join(
+            f"{ops[c]} {weights[row, c]:.2f}" for c in np.argsort(-weights[row])[:3])
+        attrs = {"penwidth": f"{0.6 + 5 * lead:.2f}", "tooltip": tip, "edgetooltip": tip}
+        if op is not None and op != "none":
+            attrs.update(color=op_colour(op) + _opacity_hex(0.5 + 0.5 * lead),
+                         label=f"{op} {weight:.2f}", fontcolor=op_colour(op))
+        else:
+            attrs.update(color="#9e9e9e" + _opacity_hex(0.25 + 0.5 * lead), style="dashed",
+                         label="none" if op == "none" else "", arrowhead="none")
+        graph.edge(str(edge[0]), str(edge[1]), **attrs)
+    concat = point.genotype.get(f"{cell}_concat")
+    if concat:  # DARTS: the cell's output concatenates its intermediate nodes
+        graph.node("out", "c_{k}", shape="box", fillcolor="#f6e3c5")
+        for node in concat:
+            graph.edge(str(node), "out", color="#b0b0b0", style="dotted", arrowsize="0.4")
+    return graph
+
+
+def dot_available() -> bool:
+    """Whether Graphviz' `dot` program is installed (only file export needs it)."""
+    return shutil.which("dot") is not None
+
+
+def svg_of(graph: graphviz.Digraph) -> bytes | None:
+    """The graph as SVG, or None when Graphviz' `dot` program is not installed."""
+    try:
+        return graph.pipe(format="svg")
+    except graphviz.ExecutableNotFound:
+        return None
+
+
+# -- curves ----------------------------------------------------------------------------------
+def _vline_label(change: Mapping[str, Any]) -> str:
+    previous = change.get("previous")
+    before = "" if previous is None else f"{previous:g} → "
+    return f"{change['name']} {before}{change['value']:g}"
+
+
+def live_change_marks(fig: go.Figure, changes: Sequence[Mapping[str, Any]], rows: int) -> None:
+    """Vertical dotted lines where a live parameter changed, labelled in the top panel."""
+    for change in changes:
+        for row in range(1, rows + 1):
+            fig.add_vline(x=change["step"], line={"dash": "dot", "color": "#ff7f0e", "width": 1},
+                          row=row, col=1)
+        fig.add_annotation(x=change["step"], y=1, yref="y domain", text=_vline_label(change),
+                           showarrow=False, textangle=-90, xanchor="right", yanchor="top",
+                           font={"size": 10, "color": "#ff7f0e"}, row=1, col=1)
+
+
+def loss_curves(snap: Snapshot) -> go.Figure:
+    """Loss and accuracy against search steps: batch values at logged steps (thin lines), the
+    epoch means and full validation at epoch ends (markers)."""
+    steps, epochs = snap.steps, snap.epochs
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=("loss", "accuracy"))
+    series = [
+        (1, steps, "train_loss", "train (batch)", "#1f77b4", "lines"),
+        (1, steps, "val_loss", "val (batch)", "#ff7f0e", "lines"),
+        (1, epochs, "train_loss", "train (epoch mean)", "#1f77b4", "markers"),
+        (1, epochs, "val_loss", "val (whole split)", "#ff7f0e", "lines+markers"),
+        (2, steps, "train_acc", "train acc (batch)", "#1f77b4", "lines"),
+        (2, epochs, "train_acc", "train acc (epoch mean)", "#1f77b4", "markers"),
+        (2, epochs, "val_acc", "val acc (whole split)", "#ff7f0e", "lines+markers"),
+    ]
+    for row, view, column, name, colour, mode in series:
+        y = getattr(view, column)
+        if not np.isfinite(y).any():
+            continue
+        fig.add_trace(go.Scatter(
+            x=view.step, y=y, name=name, mode=mode, legendgroup=name,
+            line={"color": colour, "width": 1 if mode == "lines" else 2},
+            opacity=0.55 if mode == "lines" else 1.0,
+            hovertemplate=f"{name}<br>step %{{x}}<br>%{{y:.4f}}<extra></extra>"), row=row, col=1)
+    live_change_marks(fig, snap.live_changes, rows=2)
+    fig.update_xaxes(title_text="search step", row=2, col=1)
+    fig.update_yaxes(range=[0, 1], row=2, col=1)
+    fig.update_layout(height=460, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      legend={"orientation": "h", "y": -0.15}, font={"family": FONT})
+    return fig
+
+
+# -- collapse inspector ----------------------------------------------------------------------
+def alpha_trajectories(view: HistoryView, cell: str, ops: Sequence[str],
+                       edge_labels: Sequence[str], *, columns: int = 4) -> go.Figure:
+    """Softmax weight of every op on every edge against steps, one small panel per edge:
+    skip_connect drawn thick red, the other parameter-free ops grey, the parametric ops in
+    their colours."""
+    alphas = view.alphas[cell]
+    rows = math.ceil(len(edge_labels) / columns)
+    fig = make_subplots(rows=rows, cols=columns, shared_xaxes=True, shared_yaxes=True,
+                        subplot_titles=[f"edge {e}" for e in edge_labels],
+                        vertical_spacing=0.3 / rows, horizontal_spacing=0.03)
+    for e in range(len(edge_labels)):
+        for o, op in enumerate(ops):
+            fig.add_trace(go.Scatter(
+                x=view.step, y=alphas[:, e, o], mode="lines", name=op, legendgroup=op,
+                showlegend=e == 0,
+                line={"color": op_colour(op), "width": 3 if op == "skip_connect" else 1.3,
+                      "dash": "dot" if op in PARAMETER_FREE_OPS and op != "skip_connect"
+                      else "solid"},
+                hovertemplate=f"edge {edge_labels[e]}<br>{op}<br>step %{{x}}<br>"
+                              "weight %{y:.3f}<extra></extra>"),
+                row=e // columns + 1, col=e % columns + 1)
+    fig.update_yaxes(range=[0, 1])
+    fig.update_annotations(font_size=11)
+    fig.update_layout(height=170 * rows + 80, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      legend={"orientation": "h", "y": -0.06}, font={"family": FONT})
+    return fig
+
+
+def parameter_free_share(view: HistoryView, ops: Sequence[str]) -> go.Figure:
+    """Share of softmax mass on parameter-free ops (skip, pools, none), mean over edges, per
+    cell type against steps; the skip_connect share alone dashed."""
+    fig = go.Figure()
+    skip = list(ops).index("skip_connect") if "skip_connect" in ops else None
+    for cell, alphas in view.alphas.items():
+        fig.add_trace(go.Scatter(x=view.step, y=parameter_free_mass(alphas, ops), mode="lines",
+                                 name=f"{cell}: parameter-free ops",
+                                 hovertemplate="step %{x}<br>%{y:.3f}<extra></extra>"))
+        if skip is not None:
+            fig.add_trace(go.Scatter(x=view.step, y=alphas[:, :, skip].mean(axis=1),
+                                     mode="lines", line={"dash": "dash"},
+                                     name=f"{cell}: skip_connect",
+                                     hovertemplate="step %{x}<br>%{y:.3f}<extra></extra>"))
+    free = [op for op in ops if op in PARAMETER_FREE_OPS]
+    uniform = len(free) / len(ops) if ops else 0.0
+    fig.add_hline(y=uniform, line={"dash": "dot", "color": "#888"},
+                  annotation_text=f"uniform α ({len(free)}/{len(ops)})",
+                  annotation_position="bottom right")
+    fig.update_layout(height=320, yaxis={"range": [0, 1], "title": "softmax mass"},
+                      xaxis={"title": "search step"}, font={"family": FONT},
+                      margin={"l": 10, "r": 10, "t": 20, "b": 10},
+                      legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
+def genotype_timeline(view: HistoryView, cell: str, ops: Sequence[str],
+                      edges: Sequence[Edge], edge_labels: Sequence[str]) -> go.Figure:
+    """Which op each edge of the derived cell holds, epoch by epoch (blank: edge not kept)."""
+    codes = np.full((len(edges), len(view)), np.nan)
+    names = np.full((len(edges), len(view)), "", dtype=object)
+    for j, genotype in enumerate(view.genotypes):
+        kept = derived_edges(genotype, cell, edges)
+        for i, edge in enumerate(edges):
+            if edge in kept:
+                codes[i, j] = list(ops).index(kept[edge]) if kept[edge] in ops else np.nan
+                names[i, j] = kept[edge]
+    n = max(len(ops), 1)
+    scale = []
+    for o, op in enumerate(ops):  # a stepped colour scale: one flat band per op
+        scale += [[o / n, op_colour(op)], [(o + 1) / n, op_colour(op)]]
+    fig = go.Figure(go.Heatmap(
+        z=codes, x=[int(e) for e in view.epoch], y=list(edge_labels), text=names,
+        zmin=-0.5, zmax=n - 0.5, colorscale=scale, xgap=1, ygap=1,
+        colorbar={"tickvals": list(range(n)), "ticktext": list(ops), "title": {"text": "op"}},
+        hovertemplate="epoch %{x}<br>edge %{y}<br>%{text}<extra></extra>"))
+    fig.update_layout(height=120 + 22 * len(edges), font={"family": FONT},
+                      xaxis={"title": "epoch", "dtick": 1}, margin={"l": 10, "r": 10, "t": 20,
+                                                                    "b": 10},
+                      yaxis={"autorange": "reversed", "title": "edge"})
+    return fig
+
+
+# -- comparing runs --------------------------------------------------------------------------
+def compare_curves(snaps: Sequence[tuple[str, Snapshot]]) -> go.Figure:
+    """Validation accuracy, training loss, skip count and α entropy per epoch, one colour per
+    run, so runs that differ in one setting can be read against each other."""
+    panels = [("val_acc", "val accuracy"), ("train_loss", "train loss"),
+              ("skip_count", "skip_connects in the cell"), ("entropy", "α entropy")]
+    fig = make_subplots(rows=2, cols=2, subplot_titles=[title for _, title in panels],
+                        vertical_spacing=0.14)
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
+    for r, (label, snap) in enumerate(snaps):
+        for p, (column, title) in enumerate(panels):
+            fig.add_trace(go.Scatter(
+                x=snap.epochs.epoch, y=getattr(snap.epochs, column), mode="lines+markers",
+                name=label, legendgroup=label, showlegend=p == 0,
+                line={"color": palette[r % len(palette)]},
+                hovertemplate=f"{label}<br>epoch %{{x}}<br>{title} %{{y:.4g}}<extra></extra>"),
+                row=p // 2 + 1, col=p % 2 + 1)
+    fig.update_xaxes(title_text="epoch", dtick=1)
+    fig.update_layout(height=560, font={"family": FONT}, legend={"orientation": "h", "y": -0.15},
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
+
+
+def genotype_text(genotype: Mapping[str, Any]) -> str:
+    """The one-line form people paste: DARTS' Genotype(...) repr, NB201's arch string."""
+    return str(genotype.get("text") or genotype.get("arch_str") or json.dumps(genotype))
+
+
+def compare_rows(snaps: Sequence[tuple[str, Snapshot]]) -> list[dict[str, Any]]:
+    """One row per run: where it stands, its collapse signals and its derived cell."""
+    rows = []
+    for label, snap in snaps:
+        latest = snap.latest or {}
+        changed = (snap.lineage or {}).get("changes", {})
+        rows.append({
+            "run": label, "state": snap.state, "seed": snap.config.seed,
+            "epoch": f"{snap.epoch}/{snap.config.epochs}",
+            "live": ", ".join(f"{k}={v:g}" for k, v in sorted(snap.live.items())),
+            "branched with": ", ".join(f"{k}={v}" for k, v in changed.items()),
+            "skip count": latest.get("skip_count"),
+            "entropy": None if latest.get("entropy") is None else round(latest["entropy"], 4),
+            "val acc": _last(snap.epochs.val_acc),
+            "genotype": genotype_text(latest["genotype"]) if "genotype" in latest else "",
+        })
+    return rows
+
+
+def _last(column: np.ndarray) -> float | None:
+    finite = column[np.isfinite(column)]
+    return round(float(finite[-1]), 4) if len(finite) else None
+
+
+# -- exports ---------------------------------------------------------------------------------
+def metrics_csv(view: HistoryView) -> str:
+    """One row per record: the scalar columns, then the live parameters in force."""
+    live_names = sorted({name for live in view.live for name in live})
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*SCALARS, *live_names])
+    for i in range(len(view)):
+        values = [getattr(view, name)[i] for name in SCALARS]
+        cells = ["" if not np.isfinite(v) else (int(v) if name in ("step", "epoch", "skip_count")
+                                                 else float(v))
+                 for name, v in zip(SCALARS, values)]
+        writer.writerow([*cells, *(view.live[i].get(name, "") for name in live_names)])
+    return out.getvalue()
+
+
+def genotype_json(genotype: Mapping[str, Any]) -> str:
+    return json.dumps(dict(genotype), indent=2) + "\n"
