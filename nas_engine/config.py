@@ -28,7 +28,7 @@ SPACE_OPS: dict[str, tuple[str, ...]] = {
     "nb201": ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"),
 }
 DEVICES = ("auto", "cpu", "cuda", "mps")
-STRATEGIES = ("darts",)
+STRATEGIES = ("darts", "pcdarts", "nasp")
 ORDERS = ("first", "second")
 
 
@@ -142,18 +142,39 @@ class OptimConfig:
 
 @dataclass
 class StrategyConfig:
-    """How w and α are updated."""
+    """How w and α are updated: DARTS, PC-DARTS (partial channels, edge normalisation) or NASP
+    (proximal: forward and backward on the discrete architecture)."""
 
     name: str = "darts"
     order: str = "first"  # "second": DARTS unrolled, finite-difference Hessian-vector product
     # DARTS' R: the finite-difference step is ε = R / ‖∇w' L_val‖. 0.01 suits real data; a
     # tiny or very non-smooth supernet needs less (the curvature changes within 0.01).
     fd_radius: float = 0.01
+    pc_partial: int = 4  # PC-DARTS' K: 1/K of each edge's channels go through its mixed op
+    pc_warmup_epochs: int = 15  # PC-DARTS: α and β start moving after this many epochs
+    nasp_size_penalty: float = 0.0  # NASP: weight of Σ ᾱ·params(op)/1e6 in the α loss
+    # NASP: the α step computes every op, so ∇ᾱ has all entries (the official code); false:
+    # only the chosen ops (faster, but unchosen α then only decay and ties pick column 0)
+    nasp_alpha_all_ops: bool = True
 
     def validate(self) -> None:
         _check_choice("strategy.name", self.name, STRATEGIES)
         _check_choice("strategy.order", self.order, ORDERS)
         _check_float("strategy.fd_radius", self.fd_radius, 0.0, 1.0, low_open=True)
+        _check_int("strategy.pc_partial", self.pc_partial, 1, 64)
+        _check_int("strategy.pc_warmup_epochs", self.pc_warmup_epochs, 0, 10000)
+        _check_float("strategy.nasp_size_penalty", self.nasp_size_penalty, 0.0, 1000.0)
+        _check_bool("strategy.nasp_alpha_all_ops", self.nasp_alpha_all_ops)
+        if self.name == "nasp" and self.order != "first":
+            _fail("strategy.order", "first for nasp (its proximal step is first order)",
+                  self.order)
+
+    def check_channels(self, channels: int) -> None:
+        """PC-DARTS splits every edge's channels into K parts: K must divide network.channels
+        (the doubled channels of later stages follow)."""
+        if self.name == "pcdarts" and channels % self.pc_partial:
+            _fail("strategy.pc_partial", f"a divisor of network.channels ({channels}) for "
+                  "pcdarts", self.pc_partial)
 
 
 SCHEDULES = ("constant", "linear", "cosine", "aer")

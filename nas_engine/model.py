@@ -2,7 +2,8 @@
 
 The split follows the controller pattern: the supernet knows nothing of α; it is called with
 mixing weights. The model turns α into weights (softmax by default), so strategies that mix
-differently (a one-hot for NASP, sigmoid for Fair-DARTS) reuse the same supernet.
+differently reuse the same supernet: PC-DARTS scales softmax α by edge weights β (and narrows
+the supernet's mixed ops to part of the channels), NASP mixes with the one-hot argmax of α.
 """
 
 from __future__ import annotations
@@ -23,21 +24,87 @@ class SearchModel(nn.Module):
                  ) -> None:
         super().__init__()
         self.space = space
-        self.net = space.build_supernet(in_channels, num_classes, image_size)
+        self.data_shape = (in_channels, num_classes, image_size)
+        self.net = space.build_supernet(*self.data_shape)
         # DARTS initialises α at 1e-3·N(0, 1): all ops start (almost) equal.
         self.alphas = nn.ParameterDict(
             {cell: nn.Parameter(1e-3 * torch.randn(*shape))
              for cell, shape in space.alpha_shapes().items()}
         )
+        self.betas = nn.ParameterDict()  # PC-DARTS' edge weights; none otherwise
+        self.discrete = False  # NASP: mix with the one-hot argmax of α ...
+        self.only_chosen = True  # ... computing only the chosen op of each edge
 
     def weight_parameters(self) -> Iterator[nn.Parameter]:
         return self.net.parameters()
 
     def arch_parameters(self) -> list[nn.Parameter]:
-        return list(self.alphas.values())
+        """α, then β where the model has it: what the architecture optimiser updates."""
+        return [*self.alphas.values(), *self.betas.values()]
+
+    def use_partial_channels(self, partial: int, seed: int) -> None:
+        """PC-DARTS: rebuild the supernet so that 1/`partial` of each edge's channels go through
+        its mixed op, and give each cell type edge weights β (1e-3·N(0, 1), one per edge).
+
+        The search builds the model before the strategy, so PC-DARTS converts it here, right
+        after. Drawn from `seed` inside a forked RNG, the new weights are the same for the same
+        seed and leave the process-wide RNG as it was. (That RNG is shared: a model another
+        thread builds at the same instant can interleave its draws with these.)"""
+        like = self.alphas[self.space.cell_types[0]]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = self.space.build_supernet(*self.data_shape, partial=partial)
+            betas = nn.ParameterDict({cell: nn.Parameter(1e-3 * torch.randn(shape[0]))
+                                      for cell, shape in self.space.alpha_shapes().items()})
+        self.net = net.to(like.device, like.dtype)
+        self.betas = betas.to(like.device, like.dtype)
+
+    def edge_weights(self) -> dict[str, torch.Tensor]:
+        """PC-DARTS edge normalisation: per row, softmax of β over the incoming edges of the
+        row's target node."""
+        rows = self.space.incoming_rows()
+        return {cell: torch.cat([F.softmax(beta[r], dim=0) for r in rows])
+                for cell, beta in self.betas.items()}
+
+    def scaled_softmax(self) -> dict[str, torch.Tensor]:
+        """Softmax α per edge, times the edge weight where the model has β (PC-DARTS)."""
+        probs = {cell: F.softmax(alpha, dim=-1) for cell, alpha in self.alphas.items()}
+        if not self.betas:
+            return probs
+        scales = self.edge_weights()
+        return {cell: p * scales[cell].unsqueeze(1) for cell, p in probs.items()}
+
+    def one_hot_weights(self) -> dict[str, torch.Tensor]:
+        """NASP's discrete architecture ᾱ: the one-hot argmax of α per edge, straight-through
+        (its value is exactly the one-hot; its gradient passes to α unchanged)."""
+        return {cell: F.one_hot(alpha.argmax(-1), alpha.shape[-1]).to(alpha.dtype)
+                + (alpha - alpha.detach()) for cell, alpha in self.alphas.items()}
 
     def mixing_weights(self) -> dict[str, torch.Tensor]:
-        return {cell: F.softmax(alpha, dim=-1) for cell, alpha in self.alphas.items()}
+        """What the supernet mixes with. In discrete mode (NASP) this also tells every edge
+        block what to compute: the op α's argmax chose (one host sync per call) or, when
+        `only_chosen` is off, every op (the zero-weighted ones still get gradients)."""
+        if not self.discrete:
+            return self.scaled_softmax()
+        weights = self.one_hot_weights()
+        columns = {}
+        if self.only_chosen:
+            # Every cell type has the same edges: one (cell types, edges) tensor, one sync.
+            chosen = torch.stack([w.detach().argmax(-1) for w in weights.values()]).tolist()
+            columns = dict(zip(weights, chosen))
+        for cell, dag in self.net.cell_dags():
+            dag.choose(columns.get(cell))
+        return weights
+
+    def op_parameter_counts(self) -> dict[str, torch.Tensor]:
+        """Parameters of op o on edge e, summed over the cells one α drives: (edges, ops) per
+        cell type (NASP's model-size penalty)."""
+        counts = {cell: torch.zeros(shape) for cell, shape in self.space.alpha_shapes().items()}
+        for cell, dag in self.net.cell_dags():
+            for edge_ops, rows in zip(dag.sources, dag.rows):
+                for column, n in edge_ops.parameter_counts():
+                    counts[cell][rows, column] += n
+        return counts
 
     def forward(self, x: torch.Tensor, weights: dict[str, torch.Tensor] | None = None
                 ) -> torch.Tensor:
@@ -49,7 +116,8 @@ class SearchModel(nn.Module):
     def softmax_alphas(self) -> dict[str, np.ndarray]:
         """Softmax α on the host (a sync: call at logging points only)."""
         with torch.no_grad():
-            return {cell: w.double().cpu().numpy() for cell, w in self.mixing_weights().items()}
+            return {cell: F.softmax(a, dim=-1).double().cpu().numpy()
+                    for cell, a in self.alphas.items()}
 
     def set_network_options(self, aux_skip: float, skip_dropout: float) -> None:
         """DARTS- auxiliary skip weight and P-DARTS skip dropout, for every mixed edge."""
@@ -64,9 +132,10 @@ class SearchModel(nn.Module):
             return {cell: a.double().cpu().numpy() for cell, a in self.alphas.items()}
 
     def derivation_weights(self) -> dict[str, np.ndarray]:
-        """What the space's discretisation rule reads (host sync): softmax α here; a strategy
-        with edge weights (PC-DARTS' β) scales them in."""
-        return self.softmax_alphas()
+        """What the space's discretisation rule reads (host sync): softmax α, times PC-DARTS'
+        edge weights as its official `genotype()` does."""
+        with torch.no_grad():
+            return {cell: w.double().cpu().numpy() for cell, w in self.scaled_softmax().items()}
 
     def genotype(self):  # noqa: ANN201 - the space's genotype type
         return self.space.derive(self.derivation_weights())

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 from torch import nn
 
 from nas_engine.config import NetworkConfig
+from nas_engine.spaces.dag import MixedDag
+
+
+class Supernet(nn.Module, ABC):
+    """A space's supernet, called as `net(x, weights)` with weights: cell type -> (edges, ops).
+
+    `cell_dags` lets a strategy reach every cell's edges without knowing the macro layout:
+    NASP tells them which op to compute and counts each op's parameters."""
+
+    @abstractmethod
+    def cell_dags(self) -> Iterator[tuple[str, MixedDag]]:
+        """Each cell's mixed DAG with the cell type whose α drives it."""
 
 
 class SearchSpace(ABC):
@@ -42,9 +55,17 @@ class SearchSpace(ABC):
                 f"{image_size}x{image_size}"
             )
 
+    def incoming_rows(self) -> list[slice]:
+        """The α rows of each intermediate node's incoming edges (rows are ordered by target)."""
+        targets = [t for _, t in self.edges()]
+        starts = [i for i, t in enumerate(targets) if i == 0 or t != targets[i - 1]]
+        return [slice(a, b) for a, b in zip(starts, [*starts[1:], len(targets)])]
+
     @abstractmethod
-    def build_supernet(self, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
-        """A module called as `net(x, weights)` with weights: cell type -> (edges, ops)."""
+    def build_supernet(self, in_channels: int, num_classes: int, image_size: int,
+                       partial: int = 1) -> Supernet:
+        """The supernet; `partial` K > 1 sends 1/K of each edge's channels through its mixed
+        op (PC-DARTS)."""
 
     @abstractmethod
     def derive(self, weights: dict[str, np.ndarray]) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nas_engine.spaces.ops import EdgeOps, OpFactory
+from nas_engine.spaces.ops import EdgeOps, OpFactory, channel_shuffle
 
 
 def edge_count(inputs: int, steps: int) -> int:
@@ -33,36 +33,60 @@ class MixedDag(nn.Module):
 
     `forward(inputs, weights)` takes the input node states and the (edges, ops) mixing weights
     and returns the states of the intermediate nodes.
+
+    With `partial` K > 1 (PC-DARTS) an edge's op sees the first C/K channels of its source and
+    the rest bypass it; the official edge output is shuffle(cat(mixed, bypass), K), scaled by
+    the edge's weight. Cat and shuffle are linear, so a node sums its edges' mixed parts and
+    their bypasses first and shuffles once: shuffle(cat(Σ mixed_e, Σ s_e·bypass_e), K), where
+    s_e is the sum of edge e's mixing weights (the edge weight, as α's softmax sums to 1).
     """
 
     def __init__(self, table: dict[str, OpFactory], ops: list[str], channels: int, inputs: int,
-                 steps: int, reduction: bool = False) -> None:
+                 steps: int, reduction: bool = False, partial: int = 1) -> None:
         super().__init__()
         self.inputs = inputs
         self.steps = steps
+        self.partial = partial
         last = inputs + steps - 1  # the last node feeds no edge
         self.sources = nn.ModuleList()
         self.targets: list[list[int]] = []
+        self.rows: list[list[int]] = []  # α row of each outgoing edge, per source
         for source in range(last):
             targets = list(range(max(inputs, source + 1), inputs + steps))
             stride = 2 if reduction and source < inputs else 1
-            self.sources.append(EdgeOps(table, ops, channels, len(targets), stride))
+            self.sources.append(EdgeOps(table, ops, channels, len(targets), stride, partial))
             self.targets.append(targets)
-            rows = torch.tensor([edge_row(inputs, t, source) for t in targets])
-            self.register_buffer(f"rows_{source}", rows, persistent=False)
+            self.rows.append([edge_row(inputs, t, source) for t in targets])
+            self.register_buffer(f"rows_{source}", torch.tensor(self.rows[-1]), persistent=False)
+
+    def choose(self, choice: list[int] | None) -> None:
+        """The α column each row computes (one op per edge, NASP), or None for all of them."""
+        for edge_ops, rows in zip(self.sources, self.rows):
+            edge_ops.choose(None if choice is None else [choice[r] for r in rows])
 
     def forward(self, inputs: list[torch.Tensor], weights: torch.Tensor) -> list[torch.Tensor]:
         states = list(inputs)
         incoming: list[list[torch.Tensor]] = [[] for _ in range(self.steps)]
+        bypassed: list[list[torch.Tensor]] = [[] for _ in range(self.steps)]
         for source, edge_ops in enumerate(self.sources):
             if source >= self.inputs:
-                states.append(_sum(incoming[source - self.inputs]))
-            rows = getattr(self, f"rows_{source}")
-            mixed = edge_ops(states[source], weights.index_select(0, rows))
+                node = source - self.inputs
+                states.append(self._node(incoming[node], bypassed[node]))
+            edge_weights = weights.index_select(0, getattr(self, f"rows_{source}"))
+            mixed = edge_ops(states[source], edge_weights)
+            if self.partial > 1:
+                bypass, scales = edge_ops.bypass(states[source]), edge_weights.sum(1)
             for e, target in enumerate(self.targets[source]):
                 incoming[target - self.inputs].append(mixed[:, e])
-        states.append(_sum(incoming[-1]))
+                if self.partial > 1:
+                    bypassed[target - self.inputs].append(bypass * scales[e])
+        states.append(self._node(incoming[-1], bypassed[-1]))
         return states[self.inputs:]
+
+    def _node(self, mixed: list[torch.Tensor], bypassed: list[torch.Tensor]) -> torch.Tensor:
+        if not bypassed:
+            return _sum(mixed)
+        return channel_shuffle(torch.cat([_sum(mixed), _sum(bypassed)], dim=1), self.partial)
 
 
 def _sum(terms: list[torch.Tensor]) -> torch.Tensor:

@@ -3,6 +3,7 @@ reduction cells with their own α."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 
 from nas_engine.spaces import genotypes
-from nas_engine.spaces.base import SearchSpace
+from nas_engine.spaces.base import SearchSpace, Supernet
 from nas_engine.spaces.dag import MixedDag, edge_list
 from nas_engine.spaces.ops import DARTS_OPS, EdgeInput, FactorizedReduce, ReLUConvBN
 
@@ -20,27 +21,28 @@ INPUTS = 2
 
 class DartsCell(nn.Module):
     def __init__(self, ops: list[str], channels_pp: int, channels_p: int, channels: int,
-                 reduction: bool, reduction_prev: bool) -> None:
+                 reduction: bool, reduction_prev: bool, partial: int = 1) -> None:
         super().__init__()
         self.reduction = reduction
+        self.cell_type = "reduce" if reduction else "normal"
         if reduction_prev:
             self.preprocess0: nn.Module = FactorizedReduce(channels_pp, channels)
         else:
             self.preprocess0 = ReLUConvBN(channels_pp, channels, 1, 1, 1)
         self.preprocess1 = ReLUConvBN(channels_p, channels, 1, 1, 1)
-        self.dag = MixedDag(DARTS_OPS, ops, channels, INPUTS, STEPS, reduction)
+        self.dag = MixedDag(DARTS_OPS, ops, channels, INPUTS, STEPS, reduction, partial)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        s0 = self.preprocess0(EdgeInput(s0, 1))[:, 0]
-        s1 = self.preprocess1(EdgeInput(s1, 1))[:, 0]
+        s0 = self.preprocess0(EdgeInput(s0))[:, 0]
+        s1 = self.preprocess1(EdgeInput(s1))[:, 0]
         return torch.cat(self.dag([s0, s1], weights), dim=1)
 
 
-class DartsSupernet(nn.Module):
+class DartsSupernet(Supernet):
     """Stem, `layers` cells (reductions at 1/3 and 2/3), global pooling, classifier."""
 
     def __init__(self, ops: list[str], channels: int, layers: int, in_channels: int,
-                 num_classes: int, stem_multiplier: int = 3) -> None:
+                 num_classes: int, stem_multiplier: int = 3, partial: int = 1) -> None:
         super().__init__()
         stem_channels = stem_multiplier * channels
         self.stem = nn.Sequential(
@@ -55,7 +57,8 @@ class DartsSupernet(nn.Module):
             if reduction:
                 current *= 2
             self.cells.append(
-                DartsCell(ops, channels_pp, channels_p, current, reduction, reduction_prev)
+                DartsCell(ops, channels_pp, channels_p, current, reduction, reduction_prev,
+                          partial)
             )
             reduction_prev = reduction
             channels_pp, channels_p = channels_p, STEPS * current
@@ -65,8 +68,12 @@ class DartsSupernet(nn.Module):
     def forward(self, x: torch.Tensor, weights: dict[str, torch.Tensor]) -> torch.Tensor:
         s0 = s1 = self.stem(x)
         for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, weights["reduce" if cell.reduction else "normal"])
+            s0, s1 = s1, cell(s0, s1, weights[cell.cell_type])
         return self.classifier(self.pool(s1).flatten(1))
+
+    def cell_dags(self) -> Iterator[tuple[str, MixedDag]]:
+        for cell in self.cells:
+            yield cell.cell_type, cell.dag
 
 
 def reduction_layers(layers: int) -> tuple[int, int]:
@@ -80,10 +87,11 @@ class DartsSpace(SearchSpace):
     def edges(self) -> list[tuple[int, int]]:
         return edge_list(INPUTS, STEPS)
 
-    def build_supernet(self, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    def build_supernet(self, in_channels: int, num_classes: int, image_size: int,
+                       partial: int = 1) -> Supernet:
         self.check_image_size(image_size)
         return DartsSupernet(self.ops, self.network.channels, self.network.layers, in_channels,
-                             num_classes)
+                             num_classes, partial=partial)
 
     def derive(self, weights: dict[str, np.ndarray]) -> genotypes.DartsGenotype:
         return genotypes.derive_darts(weights["normal"], weights["reduce"], self.ops)

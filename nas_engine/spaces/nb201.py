@@ -3,6 +3,7 @@ every cell, ResNet blocks between the three stages."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 
 from nas_engine.spaces import genotypes
-from nas_engine.spaces.base import SearchSpace
+from nas_engine.spaces.base import SearchSpace, Supernet
 from nas_engine.spaces.dag import MixedDag, edge_list
 from nas_engine.spaces.ops import NB201_OPS
 
@@ -40,19 +41,19 @@ class ResNetBlock(nn.Module):
 
 
 class NB201Cell(nn.Module):
-    def __init__(self, ops: list[str], channels: int) -> None:
+    def __init__(self, ops: list[str], channels: int, partial: int = 1) -> None:
         super().__init__()
-        self.dag = MixedDag(NB201_OPS, ops, channels, INPUTS, STEPS)
+        self.dag = MixedDag(NB201_OPS, ops, channels, INPUTS, STEPS, partial=partial)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         return self.dag([x], weights)[-1]
 
 
-class NB201Supernet(nn.Module):
+class NB201Supernet(Supernet):
     """Stem, three stages of `cells_per_stage` cells (C, 2C, 4C), BN-ReLU, pooling, classifier."""
 
     def __init__(self, ops: list[str], channels: int, cells_per_stage: int, in_channels: int,
-                 num_classes: int) -> None:
+                 num_classes: int, partial: int = 1) -> None:
         super().__init__()
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
@@ -63,7 +64,7 @@ class NB201Supernet(nn.Module):
             if stage:
                 layers.append(ResNetBlock(current, current * 2))
                 current *= 2
-            layers.extend(NB201Cell(ops, current) for _ in range(cells_per_stage))
+            layers.extend(NB201Cell(ops, current, partial) for _ in range(cells_per_stage))
         self.layers = nn.ModuleList(layers)
         self.head = nn.Sequential(nn.BatchNorm2d(current), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
         self.classifier = nn.Linear(current, num_classes)
@@ -75,6 +76,11 @@ class NB201Supernet(nn.Module):
             x = layer(x, cell_weights) if isinstance(layer, NB201Cell) else layer(x)
         return self.classifier(self.head(x).flatten(1))
 
+    def cell_dags(self) -> Iterator[tuple[str, MixedDag]]:
+        for layer in self.layers:
+            if isinstance(layer, NB201Cell):
+                yield "cell", layer.dag
+
 
 class NB201Space(SearchSpace):
     name = "nb201"
@@ -83,10 +89,11 @@ class NB201Space(SearchSpace):
     def edges(self) -> list[tuple[int, int]]:
         return edge_list(INPUTS, STEPS)
 
-    def build_supernet(self, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    def build_supernet(self, in_channels: int, num_classes: int, image_size: int,
+                       partial: int = 1) -> Supernet:
         self.check_image_size(image_size)
         return NB201Supernet(self.ops, self.network.channels, self.network.cells_per_stage,
-                             in_channels, num_classes)
+                             in_channels, num_classes, partial)
 
     def derive(self, weights: dict[str, np.ndarray]) -> genotypes.NB201Genotype:
         return genotypes.derive_nb201(weights["cell"], self.ops)

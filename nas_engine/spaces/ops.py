@@ -271,7 +271,8 @@ class EdgeOps(nn.Module):
             table[ops[i]](self.op_channels, edges, stride) for i in self.columns
         )
         self.choose(None)
-        # Collapse mitigations on stride-1 edges, set by the strategy (0 = off).
+        # Collapse mitigations on stride-1 edges, set by the strategy (0 = off); with partial
+        # channels they act on the mixed part.
         self.aux_skip = 0.0  # DARTS-: + β·x on every edge
         self.skip_dropout = 0.0  # P-DARTS: dropout on skip_connect's output
 

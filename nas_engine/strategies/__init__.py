@@ -6,8 +6,12 @@ from nas_engine.config import SearchConfig
 from nas_engine.model import SearchModel
 from nas_engine.strategies.base import Batch, StepResult, Strategy
 from nas_engine.strategies.darts import DartsStrategy
+from nas_engine.strategies.nasp import NaspStrategy
+from nas_engine.strategies.pcdarts import PCDartsStrategy
 
-STRATEGIES: dict[str, type[Strategy]] = {"darts": DartsStrategy}
+STRATEGIES: dict[str, type[Strategy]] = {
+    "darts": DartsStrategy, "pcdarts": PCDartsStrategy, "nasp": NaspStrategy,
+}
 
 
 def make_strategy(model: SearchModel, config: SearchConfig) -> Strategy:

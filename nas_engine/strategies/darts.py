@@ -61,13 +61,18 @@ class DartsStrategy(Strategy):
             val_loss = self.model.loss(*val)
             # Only α's gradient is needed: skip every weight gradient in this backward.
             grads = torch.autograd.grad(val_loss, self.alphas)
-        reg = self.regularizers.alpha_loss(dict(self.model.alphas), self.progress)
-        if reg is not None:  # a function of α alone: its gradient simply adds
-            grads = [g + r for g, r in zip(grads, torch.autograd.grad(reg, self.alphas))]
+        reg = self.alpha_penalty()
+        if reg is not None:  # a function of α alone: its gradient simply adds (0 for β)
+            extra = torch.autograd.grad(reg, self.alphas, materialize_grads=True)
+            grads = [g + r for g, r in zip(grads, extra)]
         for alpha, grad in zip(self.alphas, grads):
             alpha.grad = grad
         self.alpha_optimizer.step()
         return val_loss.detach()
+
+    def alpha_penalty(self) -> torch.Tensor | None:
+        """The terms of the α loss that depend on the architecture parameters alone."""
+        return self.regularizers.alpha_loss(dict(self.model.alphas), self.progress)
 
     def weight_step(self, train: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = train

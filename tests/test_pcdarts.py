@@ -1,0 +1,241 @@
+"""PC-DARTS: partial channels and edge normalisation against the official formulas, memory, the
+α warm-up, and whole searches (Search, SearchRun, resume) in both spaces."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile
+
+from nas_engine.config import SPACE_OPS, SearchConfig
+from nas_engine.model import SearchModel
+from nas_engine.runner import RunRegistry
+from nas_engine.search import Search
+from nas_engine.spaces import make_space
+from nas_engine.spaces.dag import MixedDag, edge_list
+from nas_engine.spaces.ops import DARTS_OPS, EdgeOps, channel_shuffle
+from nas_engine.strategies import make_strategy
+from tests.test_search import EPOCH_KEYS, tiny
+
+TIMEOUT = 120
+f64 = torch.float64
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def official_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """PC-DARTS' channel_shuffle, written as the channel permutation it is: output channel
+    i·groups + g is input channel g·(C/groups) + i."""
+    per_group = x.shape[1] // groups
+    order = [g * per_group + i for i in range(per_group) for g in range(groups)]
+    return x[:, order]
+
+
+def test_channel_shuffle_matches_official_formula() -> None:
+    x = torch.arange(8.0).view(1, 8, 1, 1)
+    assert channel_shuffle(x, 4).flatten().tolist() == [0, 2, 4, 6, 1, 3, 5, 7]
+    y = torch.randn(2, 12, 3, 3)
+    assert torch.equal(channel_shuffle(y, 3), official_shuffle(y, 3))
+    assert torch.equal(channel_shuffle(y, 1), y)
+
+
+def node_softmax(beta: torch.Tensor, edges: list[tuple[int, int]]) -> torch.Tensor:
+    """softmax(β) over each node's incoming edges, rows in `edges` order (built independently
+    of the model's row ranges)."""
+    weights = []
+    for row, (_, target) in enumerate(edges):
+        rows = [r for r, (_, t) in enumerate(edges) if t == target]
+        weights.append(F.softmax(beta[rows], dim=0)[rows.index(row)])
+    return torch.stack(weights)
+
+
+@pytest.mark.parametrize("space", ["darts", "nb201"])
+def test_k1_equals_darts_supernet_with_edge_weights(space: str) -> None:
+    """K=1: no bypass, no shuffle. The PC-DARTS model must then be the DARTS supernet mixing
+    with softmax(α)·softmax_node(β): same logits, same α and β gradients (β random, so a
+    wrong node grouping shows; β = 0 is the uniform case)."""
+    config = SearchConfig(space=space).with_changes(
+        {"network": {"channels": 4, "layers": 3, "cells_per_stage": 1},
+         "strategy.name": "pcdarts", "strategy.pc_partial": 1})
+    torch.manual_seed(0)
+    model = SearchModel(make_space(config), 1, 3, 8)
+    model.use_partial_channels(1, seed=0)
+    model.double()
+    darts = model.space.build_supernet(1, 3, 8).double()
+    darts.load_state_dict(model.net.state_dict())
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.arch_parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=f64))
+    x = torch.randn(4, 1, 8, 8, generator=g, dtype=f64)
+    y = torch.randint(0, 3, (4,), generator=g)
+    edges = model.space.edges()
+    for betas_zero in (False, True):
+        if betas_zero:
+            with torch.no_grad():
+                for beta in model.betas.values():
+                    beta.zero_()
+        params = model.arch_parameters()
+        ours = model(x)
+        weights = {cell: F.softmax(a, dim=-1) * node_softmax(model.betas[cell], edges)[:, None]
+                   for cell, a in model.alphas.items()}
+        reference = darts(x, weights)
+        assert (ours - reference).abs().max() < 1e-12
+        for a, b in zip(torch.autograd.grad(F.cross_entropy(ours, y), params),
+                        torch.autograd.grad(F.cross_entropy(reference, y), params)):
+            assert (a - b).abs().max() < 1e-12
+            assert b.abs().max() > 1e-8 or betas_zero  # real gradients, not zeros on both sides
+
+
+@pytest.mark.parametrize("reduction", [False, True])
+def test_partial_dag_matches_official_mixed_op(reduction: bool) -> None:
+    """K=4 cell against the official per-edge formula: node = Σ_e b_e ·
+    shuffle(cat(Σ_o w_o op_o(x[:, :C/4]), bypass), 4), bypass = x[:, C/4:] max-pooled 2x2 on
+    stride-2 edges. The ops are the same weights run as a plain C/4-channel EdgeOps."""
+    channels, k = 8, 4
+    ops = list(SPACE_OPS["darts"])
+    torch.manual_seed(0)
+    dag = MixedDag(DARTS_OPS, ops, channels, 2, 4, reduction, partial=k).double()
+    refs = []
+    for edge_ops in dag.sources:
+        ref = EdgeOps(DARTS_OPS, ops, channels // k, edge_ops.edges, edge_ops.stride).double()
+        ref.load_state_dict(edge_ops.state_dict())
+        refs.append(ref)
+    g = torch.Generator().manual_seed(1)
+    weights = F.softmax(torch.randn(14, len(ops), generator=g, dtype=f64), dim=-1)
+    edge_weights = torch.rand(14, generator=g, dtype=f64) + 0.5
+    inputs = [torch.randn(3, channels, 8, 8, generator=g, dtype=f64) for _ in range(2)]
+
+    ours = dag(inputs, weights * edge_weights[:, None])
+
+    edges = edge_list(2, 4)
+    states = list(inputs)
+    for target in range(2, 6):
+        node = 0.0
+        for source in range(target):
+            out_rows = [edges.index((source, t)) for t in range(max(2, source + 1), 6)]
+            row = edges.index((source, target))
+            x = states[source]
+            mixed = refs[source](x[:, :channels // k], weights[out_rows])[:, out_rows.index(row)]
+            bypass = x[:, channels // k:]
+            if reduction and source < 2:
+                bypass = F.max_pool2d(bypass, 2, 2)
+            node = node + edge_weights[row] * official_shuffle(torch.cat([mixed, bypass], 1), k)
+        states.append(node)
+    assert ours[-1].shape == (3, channels, 4 if reduction else 8, 4 if reduction else 8)
+    for mine, official in zip(ours, states[2:]):
+        assert (mine - official).abs().max() < 1e-12
+
+
+def peak_bytes(fn) -> int:  # noqa: ANN001
+    """Peak of the tensor memory `fn` allocates on the CPU: the profiler's allocator events
+    (+bytes on allocation, −bytes on free) summed in time order. (tracemalloc does not see
+    torch's CPU allocator; the raw Kineto events are the one place these come unaggregated.)"""
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
+                    if e.name() == "[memory]")
+    return max(itertools.accumulate(n for _, n in events))
+
+
+def test_peak_memory_check_measures_tensors() -> None:
+    """The instrument itself: a known 4 MiB float32 tensor and its 4 MiB relu."""
+    def make() -> None:
+        x = torch.ones(1024, 1024)
+        torch.relu(x)
+
+    assert 8 * 2**20 <= peak_bytes(make) < 8 * 2**20 + 2**16
+
+
+def test_pc_darts_step_needs_less_memory_than_darts() -> None:
+    """Peak tensor memory of one w step (forward + backward + SGD), same supernet config."""
+    g = torch.Generator().manual_seed(0)
+    batch = (torch.randn(32, 3, 16, 16, generator=g), torch.randint(0, 10, (32,), generator=g))
+    peaks = {}
+    for name in ("darts", "pcdarts"):
+        config = SearchConfig().with_changes(
+            {"network": {"channels": 8, "layers": 3}, "strategy.name": name})
+        torch.manual_seed(0)
+        strategy = make_strategy(SearchModel(make_space(config), 3, 10, 16), config)
+        strategy.weight_step(batch)  # optimiser state exists before measuring
+        peaks[name] = peak_bytes(lambda s=strategy: s.weight_step(batch))
+    ratio = peaks["pcdarts"] / peaks["darts"]
+    assert ratio < 0.7, f"PC-DARTS/DARTS peak memory {ratio:.2f} ({peaks})"
+
+
+def test_alpha_and_beta_wait_for_the_warmup() -> None:
+    config = tiny("nb201", epochs=2, **{"strategy.name": "pcdarts", "strategy.pc_partial": 2,
+                                        "strategy.pc_warmup_epochs": 1})
+    search = Search(config)
+    params = search.model.arch_parameters()
+    assert len(params) == 2  # α and β of the one NB201 cell type
+    start = [p.detach().clone() for p in params]
+    while search.epoch < 1:
+        search.step()
+        assert all(torch.equal(p, s) for p, s in zip(params, start))
+    search.step()  # the first step of epoch 2
+    assert all(not torch.equal(p, s) for p, s in zip(params, start))
+
+
+@pytest.mark.parametrize("space", ["darts", "nb201"])
+def test_search_records_and_genotype(space: str) -> None:
+    config = tiny(space, epochs=1, **{"strategy.name": "pcdarts", "strategy.pc_partial": 2,
+                                      "strategy.pc_warmup_epochs": 0})
+    search = Search(config)
+    (record,) = [r for r in search.run() if r["kind"] == "epoch"]
+    assert EPOCH_KEYS <= set(record)
+    model = search.model
+    derivation = model.derivation_weights()
+    for cell, alpha in model.alphas.items():
+        probs = F.softmax(alpha.detach().double(), dim=-1)
+        assert np.allclose(record["alphas"][cell], probs.numpy(), atol=1e-6)  # α, not α·β
+        scale = node_softmax(model.betas[cell].detach().double(), model.space.edges())
+        assert np.allclose(derivation[cell], (probs * scale[:, None]).numpy())
+    assert record["genotype"] == model.space.genotype_dict(model.space.derive(derivation))
+    state = search.state_dict()["model"]
+    assert all(f"betas.{cell}" in state for cell in model.alphas)
+
+
+def test_runs_live_and_resumes_exactly(tmp_path) -> None:
+    """The runner needs nothing new; a run stopped in epoch 2 (β and the partial supernet in
+    its checkpoint) resumes to the very records of an uninterrupted search."""
+    config = tiny("darts", epochs=3, **{"strategy.name": "pcdarts", "strategy.pc_partial": 2,
+                                        "strategy.pc_warmup_epochs": 1, "record.log_every": 1})
+    whole = Search(config).run()
+    registry = RunRegistry(tmp_path)
+    try:
+        run = registry.create(config).start()
+        run.pause()  # at once: the first step is the earliest it can hold
+        assert run.wait_for(lambda s: s.state == "paused", TIMEOUT), run.snapshot().message
+        run.step(6 - run.snapshot().step)  # into epoch 2 (4 steps an epoch)
+        assert run.wait_for(lambda s: s.state == "paused" and s.step == 6, TIMEOUT)
+        run.stop()
+        assert run.wait_for(lambda s: s.state == "stopped", TIMEOUT)
+        resumed = registry.resume(run.run_id).start()
+        assert resumed.wait_for(lambda s: s.state == "finished", TIMEOUT)
+    finally:
+        registry.stop_all()
+
+    def comparable(records: list[dict]) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "time_s"} for r in records]
+
+    assert comparable(resumed.folder.read_records()) == comparable(whole)
+
+
+def test_partial_must_divide_channels() -> None:
+    config = tiny("nb201", **{"network.channels": 6, "strategy.name": "pcdarts",
+                              "strategy.pc_partial": 4})
+    with pytest.raises(ValueError, match=r"^strategy\.pc_partial must be a divisor of network"):
+        Search(config)
+    with pytest.raises(ValueError, match=r"^strategy\.pc_partial must be"):
+        tiny("nb201", **{"strategy.pc_partial": 0})
