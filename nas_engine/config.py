@@ -284,6 +284,11 @@ class SearchConfig:
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
 
+    @property
+    def partial_channels(self) -> int | None:
+        """K of a PC-DARTS supernet; None for every other strategy."""
+        return self.strategy.pc_partial if self.strategy.name == "pcdarts" else None
+
     def validate(self) -> SearchConfig:
         """Check every field; fill `ops` with the space's full list when unset. Returns self."""
         _check_choice("space", self.space, tuple(SPACE_OPS))
@@ -307,6 +312,7 @@ class SearchConfig:
         if self.threads is not None:
             _check_int("threads", self.threads, 1, 1024)
         self.network.validate(self.space)
+        self.strategy.check_channels(self.network.channels)
         self.data.validate()
         self.optim.validate()
         self.strategy.validate()

@@ -20,18 +20,22 @@ from nas_engine.spaces.ops import EdgeOps
 
 
 class SearchModel(nn.Module):
-    def __init__(self, space: SearchSpace, in_channels: int, num_classes: int, image_size: int
-                 ) -> None:
+    def __init__(self, space: SearchSpace, in_channels: int, num_classes: int, image_size: int,
+                 partial: int | None = None) -> None:
+        """`partial` K makes a PC-DARTS model: 1/K of each edge's channels go through its mixed
+        op, and each cell type gets edge weights β (1e-3·N(0, 1), one per edge)."""
         super().__init__()
         self.space = space
-        self.data_shape = (in_channels, num_classes, image_size)
-        self.net = space.build_supernet(*self.data_shape)
+        self.net = space.build_supernet(in_channels, num_classes, image_size, partial or 1)
         # DARTS initialises α at 1e-3·N(0, 1): all ops start (almost) equal.
+        shapes = space.alpha_shapes()
         self.alphas = nn.ParameterDict(
-            {cell: nn.Parameter(1e-3 * torch.randn(*shape))
-             for cell, shape in space.alpha_shapes().items()}
+            {cell: nn.Parameter(1e-3 * torch.randn(*shape)) for cell, shape in shapes.items()}
         )
-        self.betas = nn.ParameterDict()  # PC-DARTS' edge weights; none otherwise
+        self.betas = nn.ParameterDict(  # PC-DARTS' edge weights; none otherwise
+            {} if partial is None else
+            {cell: nn.Parameter(1e-3 * torch.randn(shape[0])) for cell, shape in shapes.items()}
+        )
         self.discrete = False  # NASP: mix with the one-hot argmax of α ...
         self.only_chosen = True  # ... computing only the chosen op of each edge
 
@@ -41,23 +45,6 @@ class SearchModel(nn.Module):
     def arch_parameters(self) -> list[nn.Parameter]:
         """α, then β where the model has it: what the architecture optimiser updates."""
         return [*self.alphas.values(), *self.betas.values()]
-
-    def use_partial_channels(self, partial: int, seed: int) -> None:
-        """PC-DARTS: rebuild the supernet so that 1/`partial` of each edge's channels go through
-        its mixed op, and give each cell type edge weights β (1e-3·N(0, 1), one per edge).
-
-        The search builds the model before the strategy, so PC-DARTS converts it here, right
-        after. Drawn from `seed` inside a forked RNG, the new weights are the same for the same
-        seed and leave the process-wide RNG as it was. (That RNG is shared: a model another
-        thread builds at the same instant can interleave its draws with these.)"""
-        like = self.alphas[self.space.cell_types[0]]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            net = self.space.build_supernet(*self.data_shape, partial=partial)
-            betas = nn.ParameterDict({cell: nn.Parameter(1e-3 * torch.randn(shape[0]))
-                                      for cell, shape in self.space.alpha_shapes().items()})
-        self.net = net.to(like.device, like.dtype)
-        self.betas = betas.to(like.device, like.dtype)
 
     def edge_weights(self) -> dict[str, torch.Tensor]:
         """PC-DARTS edge normalisation: per row, softmax of β over the incoming edges of the

@@ -72,7 +72,7 @@ class Search:
         with _BUILD_LOCK:
             seed_everything(config.seed)
             self.model = SearchModel(self.space, images.in_channels, images.num_classes,
-                                     images.image_size).to(self.device)
+                                     images.image_size, config.partial_channels).to(self.device)
         self.strategy = make_strategy(self.model, config)
         self.train_stream, self.val_stream = make_streams(
             images, data.train_portion, data.batch_size, config.seed, self.device, data.augment

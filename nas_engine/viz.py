@@ -43,6 +43,8 @@ OP_COLOURS: dict[str, str] = {
     "nor_conv_3x3": "#1f77b4",
 }
 OTHER_COLOUR = "#7f7f7f"
+CELL_COLOURS = ("#253494", "#7b3294")  # normal / reduce (or NB201's one cell)
+RUN_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")  # runs side by side
 FONT = "Helvetica"
 
 
@@ -183,10 +185,10 @@ def cell_dag(point: ArchPoint, cell: str, ops: Sequence[str], edges: Sequence[Ed
     first = min(t for _, t in edges)
     uniform = 1.0 / max(len(ops), 1)
     graph = graphviz.Digraph(name=f"{cell}_cell", graph_attr={
-        "rankdir": "LR", "bgcolor": "transparent", "fontname": FONT, "nodesep": "0.25",
-        "label": f"{cell} cell · {point.label}", "labelloc": "t", "fontsize": "12"})
-    graph.attr("node", style="filled", fontname=FONT, fontsize="11", color="#5a6b7d")
-    graph.attr("edge", fontname=FONT, fontsize="9", arrowsize="0.6")
+        "rankdir": "LR", "bgcolor": "transparent", "fontname": FONT, "nodesep": "0.3",
+        "label": f"{cell} cell · {point.label}", "labelloc": "t", "fontsize": "20"})
+    graph.attr("node", style="filled", fontname=FONT, fontsize="18", color="#5a6b7d")
+    graph.attr("edge", fontname=FONT, fontsize="15", arrowsize="0.7")
     for node, name in _node_names(edges).items():
         graph.node(str(node), name, shape="box" if node < first else "circle",
                    fillcolor="#dfe8d8" if node < first else "#eef2f7")
@@ -210,7 +212,7 @@ def cell_dag(point: ArchPoint, cell: str, ops: Sequence[str], edges: Sequence[Ed
     if concat:  # DARTS: the cell's output concatenates its intermediate nodes
         graph.node("out", "c_{k}", shape="box", fillcolor="#f6e3c5")
         for node in concat:
-            graph.edge(str(node), "out", color="#b0b0b0", style="dotted", arrowsize="0.4")
+            graph.edge(str(node), "out", color="#707070", style="dotted", arrowsize="0.5")
     return graph
 
 
@@ -311,13 +313,13 @@ def parameter_free_share(view: HistoryView, ops: Sequence[str]) -> go.Figure:
     cell type against steps; the skip_connect share alone dashed."""
     fig = go.Figure()
     skip = list(ops).index("skip_connect") if "skip_connect" in ops else None
-    for cell, alphas in view.alphas.items():
+    for (cell, alphas), colour in zip(view.alphas.items(), CELL_COLOURS):
         fig.add_trace(go.Scatter(x=view.step, y=parameter_free_mass(alphas, ops), mode="lines",
-                                 name=f"{cell}: parameter-free ops",
+                                 name=f"{cell}: parameter-free ops", line={"color": colour},
                                  hovertemplate="step %{x}<br>%{y:.3f}<extra></extra>"))
         if skip is not None:
             fig.add_trace(go.Scatter(x=view.step, y=alphas[:, :, skip].mean(axis=1),
-                                     mode="lines", line={"dash": "dash"},
+                                     mode="lines", line={"dash": "dash", "color": colour},
                                      name=f"{cell}: skip_connect",
                                      hovertemplate="step %{x}<br>%{y:.3f}<extra></extra>"))
     free = [op for op in ops if op in PARAMETER_FREE_OPS]
@@ -366,17 +368,17 @@ def compare_curves(snaps: Sequence[tuple[str, Snapshot]]) -> go.Figure:
     panels = [("val_acc", "val accuracy"), ("train_loss", "train loss"),
               ("skip_count", "skip_connects in the cell"), ("entropy", "α entropy")]
     fig = make_subplots(rows=2, cols=2, subplot_titles=[title for _, title in panels],
-                        vertical_spacing=0.14)
-    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
+                        vertical_spacing=0.16, shared_xaxes=True)
     for r, (label, snap) in enumerate(snaps):
         for p, (column, title) in enumerate(panels):
             fig.add_trace(go.Scatter(
                 x=snap.epochs.epoch, y=getattr(snap.epochs, column), mode="lines+markers",
                 name=label, legendgroup=label, showlegend=p == 0,
-                line={"color": palette[r % len(palette)]},
+                line={"color": RUN_COLOURS[r % len(RUN_COLOURS)]},
                 hovertemplate=f"{label}<br>epoch %{{x}}<br>{title} %{{y:.4g}}<extra></extra>"),
                 row=p // 2 + 1, col=p % 2 + 1)
-    fig.update_xaxes(title_text="epoch", dtick=1)
+    fig.update_xaxes(dtick=1)
+    fig.update_xaxes(title_text="epoch", row=2)
     fig.update_layout(height=560, font={"family": FONT}, legend={"orientation": "h", "y": -0.15},
                       margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return fig

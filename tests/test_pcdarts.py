@@ -68,8 +68,7 @@ def test_k1_equals_darts_supernet_with_edge_weights(space: str) -> None:
         {"network": {"channels": 4, "layers": 3, "cells_per_stage": 1},
          "strategy.name": "pcdarts", "strategy.pc_partial": 1})
     torch.manual_seed(0)
-    model = SearchModel(make_space(config), 1, 3, 8)
-    model.use_partial_channels(1, seed=0)
+    model = SearchModel(make_space(config), 1, 3, 8, partial=1)
     model.double()
     darts = model.space.build_supernet(1, 3, 8).double()
     darts.load_state_dict(model.net.state_dict())
@@ -166,7 +165,8 @@ def test_pc_darts_step_needs_less_memory_than_darts() -> None:
         config = SearchConfig().with_changes(
             {"network": {"channels": 8, "layers": 3}, "strategy.name": name})
         torch.manual_seed(0)
-        strategy = make_strategy(SearchModel(make_space(config), 3, 10, 16), config)
+        model = SearchModel(make_space(config), 3, 10, 16, config.partial_channels)
+        strategy = make_strategy(model, config)
         strategy.weight_step(batch)  # optimiser state exists before measuring
         peaks[name] = peak_bytes(lambda s=strategy: s.weight_step(batch))
     ratio = peaks["pcdarts"] / peaks["darts"]
@@ -233,9 +233,8 @@ def test_runs_live_and_resumes_exactly(tmp_path) -> None:
 
 
 def test_partial_must_divide_channels() -> None:
-    config = tiny("nb201", **{"network.channels": 6, "strategy.name": "pcdarts",
-                              "strategy.pc_partial": 4})
     with pytest.raises(ValueError, match=r"^strategy\.pc_partial must be a divisor of network"):
-        Search(config)
+        tiny("nb201", **{"network.channels": 6, "strategy.name": "pcdarts",
+                         "strategy.pc_partial": 4})
     with pytest.raises(ValueError, match=r"^strategy\.pc_partial must be"):
         tiny("nb201", **{"strategy.pc_partial": 0})

@@ -5,7 +5,7 @@ step drop by about K on the mixed ops, and β damps the instability partial chan
 
 The supernet side lives in `spaces.ops` / `spaces.dag` (partial channels, bypass, shuffle) and
 `SearchModel` (β, mixing weights softmax(α)·softmax(β), the genotype rule on that product).
-Here: convert the model, optimise β with α by the same Adam, and hold both still for the
+Here: optimise β with α by the same Adam, and hold both still for the
 first `pc_warmup_epochs` epochs as the official `train_search.py` does (the w step alone)."""
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from nas_engine.strategies.darts import DartsStrategy
 
 class PCDartsStrategy(DartsStrategy):
     def __init__(self, model: SearchModel, config: SearchConfig) -> None:
-        config.strategy.check_channels(config.network.channels)
-        model.use_partial_channels(config.strategy.pc_partial, config.seed)
-        super().__init__(model, config)  # its optimisers now hold the new w and α + β
+        if not model.betas:
+            raise ValueError("PC-DARTS needs a model built with partial channels "
+                             "(SearchModel(..., partial=K))")
+        super().__init__(model, config)
         self.warmup_epochs = config.strategy.pc_warmup_epochs
 
     @property
