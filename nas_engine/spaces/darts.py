@@ -66,7 +66,7 @@ class DartsSupernet(Supernet):
         self.classifier = nn.Linear(channels_p, num_classes)
 
     def forward(self, x: torch.Tensor, weights: dict[str, torch.Tensor]) -> torch.Tensor:
-        s0 = s1 = self.stem(x)
+        s0 = s1 = self.stem(x.contiguous(memory_format=torch.channels_last))
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1, weights[cell.cell_type])
         return self.classifier(self.pool(s1).flatten(1))

@@ -70,7 +70,7 @@ class NB201Supernet(Supernet):
         self.classifier = nn.Linear(current, num_classes)
 
     def forward(self, x: torch.Tensor, weights: dict[str, torch.Tensor]) -> torch.Tensor:
-        x = self.stem(x)
+        x = self.stem(x.contiguous(memory_format=torch.channels_last))
         cell_weights = weights["cell"]
         for layer in self.layers:
             x = layer(x, cell_weights) if isinstance(layer, NB201Cell) else layer(x)

@@ -38,21 +38,12 @@ class EdgeInput:
     def __init__(self, x: Tensor) -> None:
         self.x = x
         self._relu: Tensor | None = None
-        self._repeated: dict[int, Tensor] = {}
 
     @property
     def relu(self) -> Tensor:
         if self._relu is None:
             self._relu = F.relu(self.x)
         return self._relu
-
-    def relu_repeated(self, edges: int) -> Tensor:
-        """relu(x) repeated edge-major, (B, edges*C, H, W): the input of depthwise convs whose
-        weights differ per edge."""
-        if edges not in self._repeated:
-            r = self.relu
-            self._repeated[edges] = r if edges == 1 else r.repeat(1, edges, 1, 1)
-        return self._repeated[edges]
 
 
 def _count(edges: Edges, total: int) -> int:
@@ -73,6 +64,22 @@ def _edge_conv(conv: nn.Conv2d, x: Tensor, edges: Edges, total: int) -> Tensor:
     groups = 1 if conv.groups == 1 else conv.groups // total * len(edges)
     weight = conv.weight[edges.start * rows:edges.stop * rows]
     return F.conv2d(x, weight, None, conv.stride, conv.padding, conv.dilation, groups)
+
+
+def _shared_depthwise(conv: nn.Conv2d, x: Tensor, edges: Edges, total: int) -> Tensor:
+    """The first depthwise conv of `edges`, on the input (B, C, H, W) they all share: one conv
+    with a depth multiplier (groups=C) instead of a copy of x per edge. `conv` holds the
+    edge-major weights (total·C, 1, k, k); the output comes back edge-major (B, n·C, H', W')."""
+    n = _count(edges, total)
+    c = conv.in_channels // total
+    weight = conv.weight if _whole(edges, total) else conv.weight[edges.start * c:edges.stop * c]
+    if n > 1:  # output channel g·n + e must use edge e's kernel for channel g
+        weight = weight.view(n, c, *weight.shape[1:]).transpose(0, 1).flatten(0, 1)
+    y = F.conv2d(x, weight, None, conv.stride, conv.padding, conv.dilation, groups=c)
+    if n == 1:
+        return y
+    b, _, h, w = y.shape
+    return y.view(b, c, n, h, w).transpose(1, 2).reshape(b, n * c, h, w)
 
 
 def _edge_bn(bn: nn.BatchNorm2d, y: Tensor, edges: Edges, total: int) -> Tensor:
@@ -144,7 +151,7 @@ class DilConv(nn.Module):
 
     def forward(self, inp: EdgeInput, edges: Edges = None) -> Tensor:
         n = _count(edges, self.edges)
-        y = _edge_conv(self.depthwise, inp.relu_repeated(n), edges, self.edges)
+        y = _shared_depthwise(self.depthwise, inp.relu, edges, self.edges)
         y = _edge_bn(self.bn, _edge_conv(self.pointwise, y, edges, self.edges), edges, self.edges)
         return _per_edge(y, n)
 
@@ -166,7 +173,7 @@ class SepConv(nn.Module):
 
     def forward(self, inp: EdgeInput, edges: Edges = None) -> Tensor:
         n, m = _count(edges, self.edges), self.edges
-        y = _edge_conv(self.depthwise1, inp.relu_repeated(n), edges, m)
+        y = _shared_depthwise(self.depthwise1, inp.relu, edges, m)
         y = _edge_bn(self.bn1, _edge_conv(self.pointwise1, y, edges, m), edges, m)
         y = _edge_conv(self.depthwise2, F.relu(y), edges, m)
         y = _edge_bn(self.bn2, _edge_conv(self.pointwise2, y, edges, m), edges, m)
@@ -280,6 +287,7 @@ class EdgeOps(nn.Module):
         """Compute only the op in α column `choice[e]` on edge e (NASP's discrete forward;
         `none` computes nothing), or every op on every edge (None). Host ints: deciding here
         costs no device sync per op."""
+        self.jobs_cover_all_edges = choice is None
         if choice is None:
             self.jobs: list[Job] = [(k, [range(self.edges)]) for k in range(len(self.ops))]
             return
@@ -295,10 +303,12 @@ class EdgeOps(nn.Module):
         self.jobs = sorted(runs.items())
 
     def forward(self, x: Tensor, weights: Tensor) -> Tensor:
-        inp = EdgeInput(x[:, :self.op_channels])
-        b, c, h, w = inp.x.shape
+        # Channels last: the layout CPU convolutions and pools run fastest on.
+        inp = EdgeInput(x[:, :self.op_channels].contiguous(memory_format=torch.channels_last))
         stride = self.stride
-        mixed = x.new_zeros(b, self.edges, c, -(-h // stride), -(-w // stride))
+        dense = self.jobs_cover_all_edges
+        mixed: Tensor | None = None
+        per_edge: list[Tensor | None] = [None] * self.edges
         for k, runs in self.jobs:
             op, column = self.ops[k], self.columns[k]
             shared = op(inp) if isinstance(op, SharedOp) else None  # once for all its runs
@@ -309,8 +319,16 @@ class EdgeOps(nn.Module):
                     # Each edge its own mask, as if each had its own skip op.
                     out = F.dropout(out.expand(-1, len(edges), -1, -1, -1), self.skip_dropout)
                 scale = weights[edges.start:edges.stop, column].view(1, -1, 1, 1, 1)
-                whole = len(edges) == self.edges
-                (mixed if whole else mixed[:, edges.start:edges.stop]).addcmul_(out, scale)
+                if dense:  # out of place: in-place adds into a buffer cost a copy in backward
+                    mixed = out * scale if mixed is None else torch.addcmul(mixed, out, scale)
+                else:  # one op per edge (NASP): keep each edge's own output
+                    term = out * scale
+                    for i, e in enumerate(edges):
+                        per_edge[e] = term[:, min(i, term.shape[1] - 1)]
+        if not dense:
+            b, c, h, w = inp.x.shape
+            zero = inp.x.new_zeros(b, c, -(-h // stride), -(-w // stride))
+            mixed = torch.stack([zero if t is None else t for t in per_edge], dim=1)
         if self.aux_skip and stride == 1:
             mixed = mixed + self.aux_skip * inp.x.unsqueeze(1)
         return mixed
