@@ -240,7 +240,7 @@ class DiagnosticsConfig:
 
     hessian_every: int = 0  # epochs between λmax measurements; 0 = off (R-DARTS: 2)
     hessian_iterations: int = 20  # power-iteration steps
-    hessian_batch: int = 64  # validation images λmax is measured on
+    hessian_batch: int = 32  # validation images λmax is measured on
     early_stop: str = "none"  # none | darts+ (≥ 2 skips in the normal cell) | rdarts
 
     def validate(self) -> None:
@@ -393,7 +393,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Digits on a CPU: a whole search in about a minute on 2 cores, for a class to watch.
     "classroom": {
         "space": "darts",
-        "epochs": 10,
+        "epochs": 6,
         "device": "cpu",
         "network": {"channels": 8, "layers": 5},
         "data": {"name": "digits", "batch_size": 64},

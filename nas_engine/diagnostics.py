@@ -44,14 +44,17 @@ def top_margin(probs: np.ndarray) -> np.ndarray:
 
 
 def hessian_max_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: list[torch.Tensor],
-                           iterations: int = 20, tolerance: float = 1e-4, seed: int = 0
-                           ) -> tuple[float, str]:
+                           iterations: int = 20, tolerance: float = 1e-3, seed: int = 0,
+                           start: list[torch.Tensor] | None = None
+                           ) -> tuple[float, str, list[torch.Tensor]]:
     """Largest *algebraic* eigenvalue of ∇²_params loss by power iteration on Hessian-vector
     products (R-DARTS' λmax).
 
     Plain power iteration finds the eigenvalue of largest magnitude, which early in a search can
     be negative; then it runs again on H + |λ|·I, whose dominant eigenvalue is λmax + |λ|.
-    Returns the value and which computation gave it.
+    Returns the value, which computation gave it, and the eigenvector: passed back as `start`
+    at the next measurement, it makes the iteration converge in a few steps (α moves little
+    between measurements).
     """
     loss = loss_fn()
     grads = torch.autograd.grad(loss, params, create_graph=True)
@@ -60,19 +63,21 @@ def hessian_max_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: list[tor
         dot = sum((g * x).sum() for g, x in zip(grads, v))
         return [h.detach() for h in torch.autograd.grad(dot, params, retain_graph=True)]
 
-    generator = torch.Generator().manual_seed(seed)
-    start = [torch.randn(p.shape, generator=generator, dtype=p.dtype).to(p.device)
-             for p in params]
-    dominant = _power_iteration(hvp, start, iterations, tolerance, shift=0.0)
+    if start is None:
+        generator = torch.Generator().manual_seed(seed)
+        start = [torch.randn(p.shape, generator=generator, dtype=p.dtype).to(p.device)
+                 for p in params]
+    dominant, vector = _power_iteration(hvp, start, iterations, tolerance, shift=0.0)
     if dominant >= 0:
-        return dominant, "power iteration"
-    shifted = _power_iteration(hvp, start, iterations, tolerance, shift=-dominant)
-    return shifted + dominant, f"power iteration on H + {-dominant:.3g}·I (dominant was negative)"
+        return dominant, "power iteration", vector
+    shifted, vector = _power_iteration(hvp, start, iterations, tolerance, shift=-dominant)
+    return (shifted + dominant,
+            f"power iteration on H + {-dominant:.3g}·I (dominant was negative)", vector)
 
 
 def _power_iteration(hvp: Callable[[list[torch.Tensor]], list[torch.Tensor]],
                      start: list[torch.Tensor], iterations: int, tolerance: float, shift: float
-                     ) -> float:
+                     ) -> tuple[float, list[torch.Tensor]]:
     def norm(v: list[torch.Tensor]) -> torch.Tensor:
         return torch.sqrt(sum((x * x).sum() for x in v))
 
@@ -83,12 +88,12 @@ def _power_iteration(hvp: Callable[[list[torch.Tensor]], list[torch.Tensor]],
         new = float(sum((a * b).sum() for a, b in zip(v, hv)))  # Rayleigh quotient
         size = norm(hv)
         if float(size) == 0.0:
-            return 0.0
+            return 0.0, v
         v = [x / size for x in hv]
         if i and abs(new - value) <= tolerance * max(abs(new), 1e-12):
-            return new
+            return new, v
         value = new
-    return value
+    return value, v
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,7 @@ class Search:
         self._unchecked: list[tuple[int, torch.Tensor, torch.Tensor]] = []
         self._epoch_records: list[Record] = []  # what the early-stop rules read
         self.alarm: Alarm | None = None
+        self._hessian_vector: list[torch.Tensor] | None = None  # warm start for λmax
         self.early_stop: Alarm | None = None  # the alarm that ended the search, if one did
         self._reset_epoch_sums()
 
@@ -224,11 +225,12 @@ class Search:
         buffers = {k: b.clone() for k, b in self.model.net.named_buffers()}
         self.model.train()
         try:
-            return hessian_max_eigenvalue(
+            value, method, self._hessian_vector = hessian_max_eigenvalue(
                 lambda: torch.nn.functional.cross_entropy(self.model(x), y),
                 self.model.arch_parameters(), self.config.diagnostics.hessian_iterations,
-                seed=self.config.seed,
+                seed=self.config.seed, start=self._hessian_vector,
             )
+            return value, method
         finally:
             for k, b in self.model.net.named_buffers():
                 b.copy_(buffers[k])
@@ -298,6 +300,7 @@ class Search:
             "epoch_sums": [self._loss_sum.cpu(), self._correct_sum.cpu(), self._seen],
             "epoch_records": list(self._epoch_records),
             "alarm": self.alarm.to_dict() if self.alarm else None,
+            "hessian_vector": self._hessian_vector,
             "config": self.config.to_dict(),
         }
 
@@ -315,3 +318,5 @@ class Search:
         self.strategy.set_epochs(self.config.epochs)
         self._epoch_records = list(state["epoch_records"])
         self.alarm = Alarm(**state["alarm"]) if state["alarm"] else None
+        vector = state["hessian_vector"]
+        self._hessian_vector = None if vector is None else [v.to(self.device) for v in vector]

@@ -61,17 +61,21 @@ def test_lambda_max_matches_dense_hessian() -> None:
     flat = torch.cat([p.detach().flatten() for p in params])
     dense = torch.autograd.functional.hessian(loss_of, flat)
     top = torch.linalg.eigvalsh(dense).max().item()
-    value, method = hessian_max_eigenvalue(lambda: F.cross_entropy(model(x), y), params,
-                                           iterations=500, tolerance=1e-12)
+    value, method, vector = hessian_max_eigenvalue(lambda: F.cross_entropy(model(x), y), params,
+                                                   iterations=500, tolerance=1e-12)
     assert abs(value - top) / abs(top) < 1e-3, (value, top, method)
+    # Warm-started from its own eigenvector it is done at once, with the same value.
+    again, _, _ = hessian_max_eigenvalue(lambda: F.cross_entropy(model(x), y), params,
+                                         iterations=2, tolerance=1e-12, start=vector)
+    assert abs(again - top) / abs(top) < 1e-3
 
 
 def test_lambda_max_is_the_largest_algebraic_eigenvalue() -> None:
     """A quadratic whose dominant eigenvalue is negative: −5 dominates, but λmax is 2."""
     x = torch.zeros(3, dtype=torch.float64, requires_grad=True)
     h = torch.diag(torch.tensor([-5.0, 2.0, 1.0], dtype=torch.float64))
-    value, method = hessian_max_eigenvalue(lambda: 0.5 * x @ h @ x, [x], iterations=500,
-                                           tolerance=1e-12)
+    value, method, _ = hessian_max_eigenvalue(lambda: 0.5 * x @ h @ x, [x], iterations=500,
+                                              tolerance=1e-12)
     assert value == pytest.approx(2.0, rel=1e-6)
     assert "dominant was negative" in method
 
