@@ -1,6 +1,7 @@
 """`python -m nas_engine`: the engine without the browser.
 
     search   run a search into a new run folder, with a progress line
+    resume   continue a stopped or interrupted run (optionally for more epochs)
     show     summarise a run folder
 
 Mistakes in arguments or settings end with exit code 2 and one line that names the problem.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from nas_engine.config import (
@@ -51,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any setting by dotted name, e.g. --set data.batch_size=32")
     search.add_argument("--quiet", action="store_true", help="no progress line")
+    resume = commands.add_parser("resume", help="continue a stopped or interrupted run")
+    resume.add_argument("run_dir")
+    resume.add_argument("--epochs", type=int, help="run to this many epochs in all")
+    resume.add_argument("--quiet", action="store_true", help="no progress line")
     show = commands.add_parser("show", help="summarise a run folder")
     show.add_argument("run_dir")
     return parser
@@ -138,6 +144,47 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Continue in the run's own folder through a `SearchRun`, so the CLI and the app resume
+    the same way (the log is cut back to the checkpoint, then rewritten identically)."""
+    from nas_engine.runner import SearchRun
+
+    if not (Path(args.run_dir) / "config.json").is_file():
+        raise UsageError(f"run_dir {args.run_dir!r} is not a run folder (no config.json)")
+    try:
+        run = SearchRun.resume_from(args.run_dir, args.epochs)
+    except (ValueError, FileNotFoundError) as exc:
+        raise UsageError(str(exc)) from exc
+    run.start()
+    progress = None
+    version, shown = -1, None
+    try:
+        while True:
+            run.wait_for(lambda s, seen=version: s.version != seen or not s.is_active, 3600)
+            snap = run.snapshot()
+            version = snap.version
+            if snap.latest is not shown and snap.latest is not None and not args.quiet:
+                progress = progress or Progress(snap.total_steps, sys.stderr)
+                progress.show(snap.step, snap.latest)
+            shown = snap.latest
+            if not snap.is_active:
+                break
+    except KeyboardInterrupt:
+        run.stop()
+        run.join()
+        print(f"\nstopped; resume from {run.folder.path}", file=sys.stderr)
+        return 130
+    run.join()
+    snap = run.snapshot()
+    if snap.state == "failed":
+        print(f"error: {snap.message}", file=sys.stderr)
+        return 1
+    genotype = run.folder.read_genotype() or {}
+    print(run.folder.path)
+    print(genotype.get("text") or genotype.get("arch_str", ""))
+    return 0
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     folder = RunFolder(args.run_dir)
     if not (folder.path / "config.json").is_file():
@@ -173,7 +220,7 @@ def summary(folder: RunFolder) -> str:
     return "\n".join(lines)
 
 
-COMMANDS = {"search": cmd_search, "show": cmd_show}
+COMMANDS = {"search": cmd_search, "resume": cmd_resume, "show": cmd_show}
 
 
 def main(argv: list[str] | None = None) -> int:

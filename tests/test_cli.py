@@ -32,6 +32,19 @@ def test_search_then_show(tmp_path, capsys) -> None:
     assert "state    finished" in shown and "epochs   1/1" in shown and genotype in shown
 
 
+def test_resume_extends_a_finished_run(tmp_path, capsys) -> None:
+    assert main(["search", "--space", "nb201", "--epochs", "1", "--device", "cpu",
+                 "--runs-dir", str(tmp_path), "--quiet", *TINY]) == 0
+    path = capsys.readouterr().out.splitlines()[0]
+    assert main(["resume", path]) == 2  # finished: nothing to continue without --epochs
+    assert "give epochs" in capsys.readouterr().err
+    assert main(["resume", path, "--epochs", "2", "--quiet"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == path
+    folder = RunFolder(path)
+    assert [r["epoch"] for r in folder.read_records() if r["kind"] == "epoch"] == [1, 2]
+    assert folder.read_status()["state"] == "finished"
+
+
 def test_space_flag_switches_ops(tmp_path, capsys) -> None:
     assert main(["search", "--space", "nb201", "--epochs", "1", "--device", "cpu",
                  "--runs-dir", str(tmp_path), "--quiet", *TINY]) == 0
