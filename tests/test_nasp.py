@@ -20,13 +20,6 @@ TIMEOUT = 120
 f64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def nasp(space: str, **changes) -> tuple[NaspStrategy, SearchConfig]:
     """A float64 NASP strategy on a tiny supernet (1 input channel, 3 classes, 8x8)."""

@@ -25,13 +25,6 @@ TIMEOUT = 120
 f64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def official_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     """PC-DARTS' channel_shuffle, written as the channel permutation it is: output channel

@@ -20,15 +20,6 @@ TOL = 1e-9
 Weights = dict[str, torch.Tensor]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Thousands of tiny float64 convs: with the other core busy elsewhere, every OpenMP
-    barrier waits for a time slice (a 0.1 s forward-backward took 7 to 80 s on 2 shared cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def build(space: str, network: dict, ops: list[str] | None = None
           ) -> tuple[SearchSpace, nn.Module, nn.Module]:
