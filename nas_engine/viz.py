@@ -8,6 +8,7 @@ so no `dot` binary is needed except for an SVG file export), and plain text for 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
@@ -21,6 +22,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from nas_engine.config import SearchConfig
 from nas_engine.diagnostics import PARAMETER_FREE_OPS, parameter_free_mass
 from nas_engine.history import SCALARS, HistoryView
 from nas_engine.runner import Snapshot
@@ -43,6 +45,7 @@ OP_COLOURS: dict[str, str] = {
     "nor_conv_3x3": "#1f77b4",
 }
 OTHER_COLOUR = "#7f7f7f"
+DAG_WEIGHT_STEP = 0.05  # α as the cell graph shows it (see cell_dag)
 CELL_COLOURS = ("#253494", "#7b3294")  # normal / reduce (or NB201's one cell)
 RUN_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")  # runs side by side
 FONT = "Helvetica"
@@ -50,6 +53,11 @@ FONT = "Helvetica"
 
 def op_colour(op: str) -> str:
     return OP_COLOURS.get(op, OTHER_COLOUR)
+
+
+def cell_title(cell: str) -> str:
+    """'normal cell', 'reduce cell'; NB201's single cell type is just 'cell'."""
+    return cell if cell == "cell" else f"{cell} cell"
 
 
 # -- moments of a run ------------------------------------------------------------------------
@@ -83,6 +91,15 @@ def latest_point(snap: Snapshot) -> ArchPoint | None:
                     for c, a in record.get("alphas_raw", record["alphas"]).items()},
         genotype=record["genotype"],
     )
+
+
+def uniform_point(config: SearchConfig) -> ArchPoint:
+    """α as every search of `config` starts (each edge undecided: 1/ops on every op), for a
+    preview of the heatmap's shape before anything runs."""
+    shapes = make_space(config).alpha_shapes()
+    return ArchPoint(0, 0, "init", {c: np.full(shape, 1.0 / shape[1]) for c, shape in
+                                    shapes.items()},
+                     {c: np.zeros(shape) for c, shape in shapes.items()}, {})
 
 
 def _point(view: HistoryView, i: int, kind: str) -> ArchPoint:
@@ -124,7 +141,7 @@ def alpha_heatmap(point: ArchPoint, ops: Sequence[str], edge_labels: Sequence[st
     colour scale so colours compare across time; raw α is centred on 0."""
     arrays = point.alphas_raw if raw else point.alphas
     cells = list(arrays)
-    fig = make_subplots(rows=1, cols=len(cells), subplot_titles=[f"{c} cell" for c in cells],
+    fig = make_subplots(rows=1, cols=len(cells), subplot_titles=[cell_title(c) for c in cells],
                         shared_yaxes=True, horizontal_spacing=0.04)
     if raw:
         reach = max(float(np.abs(a).max()) for a in arrays.values()) or 1.0
@@ -137,7 +154,7 @@ def alpha_heatmap(point: ArchPoint, ops: Sequence[str], edge_labels: Sequence[st
         fig.add_trace(go.Heatmap(
             z=np.asarray(arrays[cell]), x=list(ops), y=list(edge_labels), name=cell,
             coloraxis="coloraxis", texttemplate="%{z:.2f}", textfont={"size": 9},
-            hovertemplate=f"{cell} cell<br>edge %{{y}}<br>op %{{x}}<br>{what} %{{z:.4f}}"
+            hovertemplate=f"{cell_title(cell)}<br>edge %{{y}}<br>op %{{x}}<br>{what} %{{z:.4f}}"
                           "<extra></extra>"), row=1, col=col)
     fig.update_yaxes(autorange="reversed")
     fig.update_yaxes(title_text="edge (from→to)", row=1, col=1)
@@ -169,6 +186,20 @@ def _node_names(edges: Sequence[Edge]) -> dict[int, str]:
     return {n: str(n) for n in nodes}
 
 
+def _positions(nodes: Sequence[int], first: int) -> dict[int | str, tuple[float, float]]:
+    """Fixed places (inches): inputs stacked on the left, the other nodes left to right in a
+    zigzag, the output last. Pinned nodes keep the picture still from record to record and
+    spare the browser a layout (neato only routes the edges: 3-4x cheaper than dot)."""
+    height, gap = 2.6, 2.3
+    places: dict[int | str, tuple[float, float]] = {
+        n: (0.0, height * (n / (first - 1) if first > 1 else 0.5)) for n in nodes if n < first}
+    inner = [n for n in nodes if n >= first]
+    for k, n in enumerate(inner):
+        places[n] = (gap * (k + 1), height / 2 + (0.85 if k % 2 == 0 else -0.85))
+    places["out"] = (gap * (len(inner) + 1), height / 2)
+    return places
+
+
 def _opacity_hex(opacity: float) -> str:
     """Two hex digits of alpha for a Graphviz colour."""
     return f"{round(255 * min(max(opacity, 0.0), 1.0)):02x}"
@@ -179,19 +210,28 @@ def cell_dag(point: ArchPoint, cell: str, ops: Sequence[str], edges: Sequence[Ed
     """Every candidate edge, its width and opacity following the weight of its best op (the
     derived op on kept edges, else the best op other than `none`) from thin at the uniform
     weight 1/ops to thick at 1; the derived cell's edges drawn in their op's colour and
-    labelled."""
-    weights = np.asarray(point.alphas[cell])
+    labelled.
+
+    Weights enter the graph rounded to DAG_WEIGHT_STEP around the uniform weight (so the
+    undecided start sits mid-bin), and its source changes only when the picture visibly would:
+    a browser lays a graph out again on every change, which is costly, while α moves a little
+    at every record."""
+    uniform = 1.0 / max(len(ops), 1)
+    weights = uniform + np.round((np.asarray(point.alphas[cell]) - uniform) / DAG_WEIGHT_STEP
+                                 ) * DAG_WEIGHT_STEP
     kept = derived_edges(point.genotype, cell, edges)
     first = min(t for _, t in edges)
-    uniform = 1.0 / max(len(ops), 1)
-    graph = graphviz.Digraph(name=f"{cell}_cell", graph_attr={
-        "rankdir": "LR", "bgcolor": "transparent", "fontname": FONT, "nodesep": "0.3",
-        "label": f"{cell} cell · {point.label}", "labelloc": "t", "fontsize": "20"})
-    graph.attr("node", style="filled", fontname=FONT, fontsize="18", color="#5a6b7d")
-    graph.attr("edge", fontname=FONT, fontsize="15", arrowsize="0.7")
-    for node, name in _node_names(edges).items():
+    graph = graphviz.Digraph(name=f"{cell}_cell", engine="neato", graph_attr={
+        "layout": "neato", "bgcolor": "transparent", "fontname": FONT, "splines": "true",
+        "label": cell_title(cell), "labelloc": "t", "fontsize": "16"})
+    graph.attr("node", style="filled", fontname=FONT, fontsize="14", color="#5a6b7d")
+    graph.attr("edge", fontname=FONT, fontsize="11", arrowsize="0.7")
+    names = _node_names(edges)
+    places = _positions(list(names), first)
+    for node, name in names.items():
         graph.node(str(node), name, shape="box" if node < first else "circle",
-                   fillcolor="#dfe8d8" if node < first else "#eef2f7")
+                   fillcolor="#dfe8d8" if node < first else "#eef2f7",
+                   pos="{:.2f},{:.2f}!".format(*places[node]))
     candidates = [i for i, op in enumerate(ops) if op != "none"] or list(range(len(ops)))
     for row, edge in enumerate(edges):
         op = kept.get(edge)
@@ -199,23 +239,28 @@ def cell_dag(point: ArchPoint, cell: str, ops: Sequence[str], edges: Sequence[Ed
         weight = float(weights[row, best])
         lead = min(max((weight - uniform) / (1.0 - uniform), 0.0), 1.0) if uniform < 1 else 1.0
         tip = f"{edge[0]}→{edge[1]}: " + ", ".join(
-            f"{ops[c]} {weights[row, c]:.2f}" for c in np.argsort(-weights[row])[:3])
-        attrs = {"penwidth": f"{0.6 + 5 * lead:.2f}", "tooltip": tip, "edgetooltip": tip}
+            f"{ops[c]} ≈{weights[row, c]:.2f}" for c in np.argsort(-weights[row],
+                                                                  kind="stable")[:3])
+        attrs = {"tooltip": tip, "edgetooltip": tip}
         if op is not None and op != "none":
-            attrs.update(color=op_colour(op) + _opacity_hex(0.5 + 0.5 * lead),
-                         label=f"{op} {weight:.2f}", fontcolor=op_colour(op))
+            attrs.update(penwidth=f"{1.5 + 4.5 * lead:.2f}", label=f"{op} {weight:.2f}",
+                         color=op_colour(op) + _opacity_hex(0.6 + 0.4 * lead),
+                         fontcolor=op_colour(op))
         else:
-            attrs.update(color="#9e9e9e" + _opacity_hex(0.25 + 0.5 * lead), style="dashed",
-                         label="none" if op == "none" else "", arrowhead="none")
+            attrs.update(penwidth=f"{0.6 + 3 * lead:.2f}", style="dashed", arrowhead="none",
+                         color="#9e9e9e" + _opacity_hex(0.3 + 0.5 * lead),
+                         label="none" if op == "none" else "")
         graph.edge(str(edge[0]), str(edge[1]), **attrs)
     concat = point.genotype.get(f"{cell}_concat")
     if concat:  # DARTS: the cell's output concatenates its intermediate nodes
-        graph.node("out", "c_{k}", shape="box", fillcolor="#f6e3c5")
+        graph.node("out", "c_{k}", shape="box", fillcolor="#f6e3c5",
+                   pos="{:.2f},{:.2f}!".format(*places["out"]))
         for node in concat:
             graph.edge(str(node), "out", color="#707070", style="dotted", arrowsize="0.5")
     return graph
 
 
+@functools.cache
 def dot_available() -> bool:
     """Whether Graphviz' `dot` program is installed (only file export needs it)."""
     return shutil.which("dot") is not None
@@ -237,14 +282,23 @@ def _vline_label(change: Mapping[str, Any]) -> str:
 
 
 def live_change_marks(fig: go.Figure, changes: Sequence[Mapping[str, Any]], rows: int) -> None:
-    """Vertical dotted lines where a live parameter changed, labelled in the top panel."""
-    for change in changes:
-        for row in range(1, rows + 1):
-            fig.add_vline(x=change["step"], line={"dash": "dot", "color": "#ff7f0e", "width": 1},
-                          row=row, col=1)
-        fig.add_annotation(x=change["step"], y=1, yref="y domain", text=_vline_label(change),
-                           showarrow=False, textangle=-90, xanchor="right", yanchor="top",
-                           font={"size": 10, "color": "#ff7f0e"}, row=1, col=1)
+    """Vertical dotted lines where a live parameter changed (in each of `rows` stacked panels),
+    labelled in the top one. Written as layout shapes at once: `add_vline` per line is slow."""
+    if not changes:
+        return
+
+    def axis(letter: str, row: int) -> str:
+        return letter if row == 1 else f"{letter}{row}"
+
+    line = {"dash": "dot", "color": "#ff7f0e", "width": 1}
+    shapes = [{"type": "line", "x0": c["step"], "x1": c["step"], "y0": 0, "y1": 1, "line": line,
+               "xref": axis("x", row), "yref": f"{axis('y', row)} domain"}
+              for c in changes for row in range(1, rows + 1)]
+    notes = [{"x": c["step"], "y": 1, "xref": "x", "yref": "y domain", "text": _vline_label(c),
+              "showarrow": False, "textangle": -90, "xanchor": "right", "yanchor": "top",
+              "font": {"size": 10, "color": "#ff7f0e"}} for c in changes]
+    fig.update_layout(shapes=[*fig.layout.shapes, *shapes],
+                      annotations=[*fig.layout.annotations, *notes])
 
 
 def loss_curves(snap: Snapshot) -> go.Figure:
@@ -283,8 +337,9 @@ def loss_curves(snap: Snapshot) -> go.Figure:
 def alpha_trajectories(view: HistoryView, cell: str, ops: Sequence[str],
                        edge_labels: Sequence[str], *, columns: int = 4) -> go.Figure:
     """Softmax weight of every op on every edge against steps, one small panel per edge:
-    skip_connect drawn thick red, the other parameter-free ops grey, the parametric ops in
-    their colours."""
+    skip_connect drawn thick red, the other parameter-free ops dotted, the parametric ops in
+    their colours; a grey dotted line at the uniform weight. The panels share a y range fitted
+    to the data, so early, small moves show."""
     alphas = view.alphas[cell]
     rows = math.ceil(len(edge_labels) / columns)
     fig = make_subplots(rows=rows, cols=columns, shared_xaxes=True, shared_yaxes=True,
@@ -301,7 +356,8 @@ def alpha_trajectories(view: HistoryView, cell: str, ops: Sequence[str],
                 hovertemplate=f"edge {edge_labels[e]}<br>{op}<br>step %{{x}}<br>"
                               "weight %{y:.3f}<extra></extra>"),
                 row=e // columns + 1, col=e % columns + 1)
-    fig.update_yaxes(range=[0, 1])
+    fig.add_hline(y=1 / max(len(ops), 1), line={"dash": "dot", "color": "#888", "width": 1},
+                  row="all", col="all", exclude_empty_subplots=True)
     fig.update_annotations(font_size=11)
     fig.update_layout(height=170 * rows + 80, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                       legend={"orientation": "h", "y": -0.06}, font={"family": FONT})
@@ -327,7 +383,7 @@ def parameter_free_share(view: HistoryView, ops: Sequence[str]) -> go.Figure:
     fig.add_hline(y=uniform, line={"dash": "dot", "color": "#888"},
                   annotation_text=f"uniform α ({len(free)}/{len(ops)})",
                   annotation_position="bottom right")
-    fig.update_layout(height=320, yaxis={"range": [0, 1], "title": "softmax mass"},
+    fig.update_layout(height=320, yaxis={"title": "softmax mass"},
                       xaxis={"title": "search step"}, font={"family": FONT},
                       margin={"l": 10, "r": 10, "t": 20, "b": 10},
                       legend={"orientation": "h", "y": -0.25})

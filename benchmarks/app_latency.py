@@ -1,0 +1,233 @@
+"""What the browser costs: time from pressing Start to the first α heatmap on the page, and search
+steps per second while two browser tabs watch the run against while none does.
+
+A real server (`streamlit run app.py` on 127.0.0.1) and headless Chromium, the classroom
+preset as the Search page fills it. Throughput phases alternate (no tab, two tabs, no tab, ...)
+on one long run so machine noise hits both; a phase's rate counts only intervals between step
+records within one epoch, so epoch-end evaluations do not blur it.
+Targets: first heatmap <= 3 s on 2 CPU cores; watching costs <= 5 % of throughput.
+
+    .venv/bin/python benchmarks/app_latency.py [--starts 3] [--phases 3] [--phase-seconds 30]
+
+The server and browser helpers here are shared with tests/test_browser.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # playwright is imported where a browser is started
+    from playwright.sync_api import Browser, Page, Playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+HEATMAP = ".st-key-live-heatmap .heatmaplayer"  # the live view's α heatmap, drawn by plotly
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def streamlit_server(runs_dir: Path, timeout: float = 60.0) -> Iterator[str]:
+    """`streamlit run app.py` on 127.0.0.1 with its runs under `runs_dir`; yields the base URL.
+    Stopped with SIGTERM, so the app stops and checkpoints its runs as on any shutdown."""
+    port = free_port()
+    env = {**os.environ, "ALPHASCOPE_RUNS_DIR": str(runs_dir)}
+    log = open(Path(runs_dir).parent / f"streamlit-{port}.log", "wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+         "--server.address", "127.0.0.1", "--server.port", str(port),
+         "--server.headless", "true"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                    if reply.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit did not come up; see {log.name}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+def launch_chromium(playwright: Playwright) -> Browser:
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def start_from_search_page(page: Page, url: str, epochs: int | None = None
+                           ) -> tuple[str, float]:
+    """Press Start on the Search page (classroom preset); returns the run id and the seconds
+    until the α heatmap is drawn."""
+    page.goto(f"{url}/search")
+    start = page.get_by_role("button", name="Start", exact=True)
+    start.wait_for(timeout=60_000)
+    if epochs is not None:
+        field = page.get_by_label("epochs", exact=True)
+        field.fill(str(epochs))
+        field.press("Enter")
+        page.wait_for_timeout(1500)  # the rerun that takes the new value
+    started = time.perf_counter()
+    start.click()
+    page.wait_for_url("**/live?run=*", timeout=60_000)
+    page.locator(HEATMAP).first.wait_for(timeout=120_000)
+    took = time.perf_counter() - started
+    return page.url.split("run=", 1)[1], took
+
+
+def stop_run(page: Page) -> None:
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text("— stopped").wait_for(timeout=60_000)
+
+
+def step_rates(metrics: Path) -> list[tuple[float, int, float]]:
+    """(search time at the interval's end, steps, seconds) between consecutive step records of
+    one epoch."""
+    records = []
+    for line in metrics.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("kind") == "step":
+            records.append(record)
+    return [(b["time_s"], b["step"] - a["step"], b["time_s"] - a["time_s"])
+            for a, b in zip(records, records[1:]) if a["epoch"] == b["epoch"]]
+
+
+def phase_rate(metrics: Path, begin: float, end: float) -> float:
+    """Steps per second over intervals that end inside [begin, end] (search time)."""
+    chosen = [(n, dt) for t, n, dt in step_rates(metrics) if begin < t - dt and t <= end]
+    steps, seconds = sum(n for n, _ in chosen), sum(dt for _, dt in chosen)
+    return steps / seconds if seconds else float("nan")
+
+
+def search_time(metrics: Path) -> float:
+    """The run's search time now, from its newest record (the offset to wall time is fixed
+    while it runs)."""
+    last = [ln for ln in metrics.read_text().splitlines() if ln.strip()]
+    return json.loads(last[-1])["time_s"] if last else 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time used so far by a process and its children that have ended, from /proc (Linux);
+    chromium's many processes are summed by the caller."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def chromium_cpu() -> float:
+    """CPU seconds used so far by every Chromium process: the browser's share of the machine,
+    which the search shares."""
+    total = 0.0
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if b"chromium" in (proc / "cmdline").read_bytes():
+                total += cpu_seconds(int(proc.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def throughput(browser: Browser, url: str, runs_dir: Path, phases: int, seconds: float
+               ) -> tuple[list[float], list[float]]:
+    page = browser.new_page()
+    run_id, _ = start_from_search_page(page, url, epochs=200)
+    page.close()
+    metrics = runs_dir / run_id / "metrics.jsonl"
+    time.sleep(5)  # past the first records
+    offset = time.monotonic() - search_time(metrics)
+    alone, watched = [], []
+    for _ in range(phases):
+        for tabs, rates in ((0, alone), (2, watched)):
+            pages = [browser.new_page() for _ in range(tabs)]
+            for p in pages:
+                p.goto(f"{url}/live?run={run_id}")
+            time.sleep(2)  # let the tabs load before counting
+            begin = time.monotonic() - offset
+            browser_cpu = chromium_cpu()
+            time.sleep(seconds)
+            end = time.monotonic() - offset
+            print(f"  {tabs} tabs: chromium used {(chromium_cpu() - browser_cpu) / seconds:.2f} "
+                  "cores", flush=True)
+            time.sleep(3)  # records of the phase's last steps arrive
+            rates.append(phase_rate(metrics, begin, end))
+            for p in pages:
+                p.close()
+    return alone, watched
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--starts", type=int, default=3, help="Start presses timed")
+    parser.add_argument("--phases", type=int, default=3, help="rounds of (no tab, two tabs)")
+    parser.add_argument("--phase-seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as tmp:
+        runs_dir = Path(tmp) / "runs"
+        with streamlit_server(runs_dir) as url, sync_playwright() as playwright:
+            browser = launch_chromium(playwright)
+            page = browser.new_page()
+            cold = time.perf_counter()
+            page.goto(url)
+            page.get_by_role("button", name="Start classroom").wait_for(timeout=120_000)
+            first_page = time.perf_counter() - cold
+            latencies = []
+            for _ in range(args.starts):
+                _, took = start_from_search_page(page, url)
+                latencies.append(took)
+                stop_run(page)
+            page.close()
+            alone, watched = throughput(browser, url, runs_dir, args.phases, args.phase_seconds)
+            browser.close()
+    base, live = statistics.median(alone), statistics.median(watched)
+    rows = [
+        ("first page of a fresh server", f"{first_page:.2f} s", ""),
+        ("Start -> first heatmap, median", f"{statistics.median(latencies):.2f} s", "<= 3 s"),
+        ("  each press", ", ".join(f"{t:.2f}" for t in latencies), ""),
+        ("steps/s, no tab open (median)", f"{base:.3f}", ""),
+        ("  each phase", ", ".join(f"{r:.3f}" for r in alone), ""),
+        ("steps/s, two tabs (median)", f"{live:.3f}", ""),
+        ("  each phase", ", ".join(f"{r:.3f}" for r in watched), ""),
+        ("throughput lost to watching", f"{100 * (1 - live / base):.1f} %", "<= 5 %"),
+        ("load average, cores", f"{os.getloadavg()[0]:.2f}, {os.cpu_count()}", ""),
+    ]
+    for name, value, target in rows:
+        print(f"{name:<32} {value:<36} {target}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+"""What every page shares: the process-wide run registry, the error boundary, the run picker,
+page addresses, the poller that keeps a page current, and a small figure memo shared by every
+tab, so a run that has not moved costs no rebuilding.
+
+Pages are files under views/ that `st.navigation` lists in app.py (see there why not pages/);
+this module is not one of them, only imported.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import math
+import os
+import threading
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import streamlit as st
+import torch
+
+from nas_engine.config import SearchConfig
+from nas_engine.data import load_images
+from nas_engine.runner import RunRegistry, SearchRun, Snapshot
+from nas_engine.store import list_runs
+
+T = TypeVar("T")
+
+MEMO_ENTRIES = 64
+_memo: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_memo_lock = threading.Lock()
+
+RUNS_DIR_ENV = "ALPHASCOPE_RUNS_DIR"
+POLL_SECONDS = 1.0  # how often a live page reads the newest snapshot
+FIRST_POLL_SECONDS = 0.25  # ... while it waits for a new run's first α
+
+# Page files, as st.navigation registers them (app.py) and st.switch_page / st.page_link name them.
+HOME = "views/home.py"
+SEARCH = "views/search.py"
+LIVE = "views/live.py"
+INSPECT = "views/inspect.py"
+COMPARE = "views/compare.py"
+LESSON = "views/lesson.py"
+
+
+def runs_dir() -> Path:
+    """`./runs` unless ALPHASCOPE_RUNS_DIR names another folder (tests point it at a tmp dir)."""
+    return Path(os.environ.get(RUNS_DIR_ENV) or "runs").resolve()
+
+
+@st.cache_resource(show_spinner=False, on_release=RunRegistry.stop_all)
+def _registry(path: str) -> RunRegistry:
+    registry = RunRegistry(path)
+    # on_release is not promised at server shutdown: stop (and checkpoint) the runs then too.
+    atexit.register(registry.stop_all)
+    threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
+    return registry
+
+
+def _warm_up() -> None:
+    """Load what the first search of a fresh server would otherwise wait for, while the person
+    reads the page: the digits (scikit-learn) and torch's optimiser machinery, which imports
+    torch._dynamo (together about 3 s on 2 cores, measured)."""
+    load_images("digits")
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+
+
+def registry() -> RunRegistry:
+    """The one registry of this server process: every tab and every session sees the same
+    runs, and a run goes on when its tabs close."""
+    return _registry(str(runs_dir()))
+
+
+# -- errors ------------------------------------------------------------------------------------
+def show_error(what: str, exc: BaseException) -> None:
+    """A friendly line, the traceback folded away."""
+    message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+    st.error(f"{what}: {message}", icon=":material/warning:")
+    with st.expander("details"):
+        st.code("".join(traceback.format_exception(exc)), language="text")
+
+
+def guarded(what: str) -> Callable[[Callable[..., T]], Callable[..., T | None]]:
+    """Decorator: a failure inside a page or panel becomes a message, never a traceback.
+    Streamlit's own control flow (rerun, stop, switch_page) derives from BaseException and
+    passes through."""
+
+    def decorate(body: Callable[..., T]) -> Callable[..., T | None]:
+        @functools.wraps(body)
+        def wrapper(*args: Any, **kwargs: Any) -> T | None:
+            try:
+                return body(*args, **kwargs)
+            except Exception as exc:  # the boundary: everything else is shown, not raised
+                show_error(what, exc)
+                return None
+
+        return wrapper
+
+    return decorate
+
+
+def flash(message: str) -> None:
+    """Keep a message for the next run of the page (callbacks cannot draw)."""
+    st.session_state["flash"] = message
+
+
+def show_flash() -> None:
+    message = st.session_state.pop("flash", None)
+    if message:
+        st.warning(message, icon=":material/warning:")
+
+
+def call(action: Callable[..., Any], *args: Any) -> None:
+    """A button callback: run a control, keep its refusal (e.g. 'run is finished') or failure
+    as a flash (a callback runs before the page, outside its error boundary)."""
+    try:
+        action(*args)
+    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+        flash(str(exc))
+    except Exception as exc:  # the boundary for callbacks
+        flash(f"{type(exc).__name__}: {exc}")
+
+
+# -- runs in the URL -------------------------------------------------------------------------
+def pick_run(key: str = "run") -> SearchRun | None:
+    """The run named by `?run=ID` (so a refresh, a second tab or a shared link shows it), or
+    one picked here, which then goes into the URL."""
+    runs = [folder.run_id for folder in list_runs(runs_dir())]
+    wanted = st.query_params.get(key)
+    if wanted and wanted not in runs:
+        st.warning(f"There is no run {wanted!r} under {runs_dir()}. Pick one below.")
+        wanted = None
+    if not runs:
+        st.info("No runs yet: start one from the home page or the Search page.")
+        return None
+    index = runs.index(wanted) if wanted else None
+    chosen = st.selectbox("run", runs, index=index, key=f"pick:{wanted}",
+                          placeholder="choose a run", help="newest first; the URL keeps it")
+    if chosen is None:
+        return None
+    if chosen != wanted:
+        st.query_params[key] = chosen
+    return registry().get(chosen)
+
+
+def start_run(config: SearchConfig, label: str = "", live: dict[str, float] | None = None
+              ) -> None:
+    """Create and start a run, then open its live view (the run id goes into the URL)."""
+    run = registry().create(config, label=label)
+    for name, value in (live or {}).items():
+        run.set(name, value)
+    run.start()
+    st.switch_page(LIVE, query_params={"run": run.run_id})
+
+
+def drawn(snap: Snapshot) -> tuple[Any, ...]:
+    """What a page drawn from `snap` depends on: its state, its records, its live changes.
+    (`snap.version` also moves with every step, which only the progress line shows.)"""
+    return (snap.state, snap.latest is None, len(snap.steps), len(snap.epochs),
+            len(snap.live_changes))
+
+
+def follow(snap: Snapshot, progress: Callable[[Snapshot], None]) -> None:
+    """Keep a page that was drawn from `snap` current. A small fragment redraws `progress` about
+    once a second while the run can change by itself (never otherwise), and reruns the whole
+    page when there is something new to draw: a record, a live change, a new state. Charts
+    are thus rebuilt and sent once per record, not once per poll, which keeps watching cheap
+    for the search (it shares the machine, and the GIL, with the server)."""
+    run_id, stamp = snap.run_id, drawn(snap)
+
+    # Until the supernet is built (about a second) poll faster: the first heatmap waits on it.
+    every = (FIRST_POLL_SECONDS if snap.latest is None else POLL_SECONDS) if snap.is_active \
+        else None
+
+    @st.fragment(run_every=every)
+    @guarded("The progress line could not be drawn")
+    def poll() -> None:
+        run = registry().get(run_id)
+        now = run.snapshot() if run is not None else snap
+        if drawn(now) != stamp:
+            st.rerun()
+        progress(now)
+
+    poll()
+
+
+def memo(name: str, stamp: tuple[Any, ...], build: Callable[[], T]) -> T:
+    """`build()` once per (name, stamp) for the whole server (stamp: e.g. run id and record
+    count), so every tab watching a run shares its figures; they are never changed once built.
+    The newest MEMO_ENTRIES are kept."""
+    key = (name, *stamp)
+    with _memo_lock:
+        if key in _memo:
+            _memo.move_to_end(key)
+            return _memo[key]
+    value = build()
+    with _memo_lock:
+        _memo[key] = value
+        while len(_memo) > MEMO_ENTRIES:
+            _memo.popitem(last=False)
+    return value
+
+
+def number_step(value: float) -> float:
+    """A +/- step for a number input: the value's order of magnitude (0.01 around zero)."""
+    return 10.0 ** math.floor(math.log10(abs(value))) if value else 0.01
+
+
+def live_config_path(name: str, config: dict[str, Any]) -> str | None:
+    """The config setting a live parameter starts from: `w_lr` -> `optim.w_lr`,
+    `entropy_weight` -> `regularizers.entropy.weight`; None for run-only ones (speed)."""
+    for section, fields in config.items():
+        if not isinstance(fields, dict):
+            continue
+        if name in fields and not isinstance(fields[name], dict):
+            return f"{section}.{name}"
+        base = name.removesuffix("_weight")
+        if base != name and isinstance(fields.get(base), dict) and "weight" in fields[base]:
+            return f"{section}.{base}.weight"
+    return None

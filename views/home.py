@@ -1,0 +1,96 @@
+"""Home: what alphascope is, one-click presets, and every run with a link that opens it."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from nas_engine import config as cfg
+from nas_engine.runner import RunSummary
+from nas_engine.store import RunFolder
+from views import common
+
+BLURBS = {
+    "classroom": "The DARTS cell on the bundled 8×8 digits, small enough for a laptop CPU: watch "
+                 "α move and the cell take shape.",
+    "collapse-demo": "A search set up to collapse: watch skip_connect take over the cell.",
+    "collapse-cured": "The collapse demo's twin with entropy regularisation: the same seed, a "
+                      "cell that keeps its convolutions.",
+}
+
+
+def _blurb(name: str, config: cfg.SearchConfig) -> str:
+    sizes = (f"{config.space} space · {config.data.name} · {config.epochs} epochs · "
+             f"C={config.network.channels}")
+    return f"{BLURBS[name]} ({sizes})" if name in BLURBS else sizes
+
+
+def one_click_presets() -> None:
+    """Presets that run offline (the bundled digits), classroom first."""
+    names = sorted((n for n in cfg.PRESETS if cfg.PRESETS[n].get("data", {}).get("name",
+                    "digits") == "digits"), key=lambda n: (n != "classroom", n))
+    columns = st.columns(max(len(names), 1))
+    for column, name in zip(columns, names):
+        config = cfg.preset(name)
+        with column.container(border=True):
+            st.markdown(f"**{name}**")
+            st.caption(_blurb(name, config))
+            if st.button(f"Start {name}", key=f"preset:{name}", type="primary"):
+                common.start_run(config, label=name)
+
+
+def _alarm(summary: RunSummary) -> str:
+    record = RunFolder(common.runs_dir() / summary.run_id).last_record(("epoch",)) or {}
+    alarm = record.get("alarm")
+    return f"collapse ({alarm.get('rule')}, epoch {alarm.get('epoch')})" if alarm else ""
+
+
+def runs_table() -> None:
+    summaries = common.registry().list()
+    if not summaries:
+        st.info("No runs yet. Start a preset above, or configure one on the Search page.")
+        return
+    table = pd.DataFrame([{
+        "open": f"live?run={s.run_id}",
+        "run": s.run_id,
+        "state": s.state,
+        "space": s.space,
+        "dataset": s.dataset,
+        "epoch": f"{s.epoch}/{s.epochs}",
+        "skip count": s.skip_count,
+        "alarm": _alarm(s),
+        "started": s.started,
+        "branched from": s.parent or "",
+    } for s in summaries])
+    picked = st.dataframe(
+        table, hide_index=True, on_select="rerun", selection_mode="single-row", key="runs",
+        column_config={"open": st.column_config.LinkColumn("open", display_text="open ↗",
+                                                           help="the run's live view; the "
+                                                                "link can be shared")})
+    st.caption("Click a row to open its live view (or the ↗ link for a new tab). Runs go on "
+               "when every tab is closed.")
+    rows = picked.selection.rows if picked else []
+    if rows:
+        st.switch_page(common.LIVE, query_params={"run": summaries[rows[0]].run_id})
+
+
+@common.guarded("The home page failed")
+def page() -> None:
+    st.title(":material/biotech: alphascope")
+    st.markdown(
+        "alphascope lets you **watch differentiable architecture search think**. A DARTS-style "
+        "search trains a supernet whose every edge mixes all candidate ops, weighted by "
+        "architecture parameters α, and here you see α, the cell it would pick now, the losses "
+        "and the signs of *skip-connect collapse* live, while it runs. You can pause, step, "
+        "change learning rates and regularisers on the fly, branch a run and compare.")
+    st.subheader("Start in one click")
+    one_click_presets()
+    st.page_link(common.SEARCH, label="…or configure every setting on the Search page",
+                 icon=":material/rocket_launch:")
+    st.page_link(common.LESSON, label="New here? Follow the 10-minute lesson on collapse",
+                 icon=":material/school:")
+    st.subheader("Runs")
+    runs_table()
+
+
+page()

@@ -1,0 +1,160 @@
+"""Live view of one run (`?run=ID`): controls, progress, α heatmap, cell graphs, curves,
+collapse diagnostics and the live parameters.
+
+Only the progress line polls (about once a second while the run can change by itself, never
+otherwise, `common.follow`); everything else is redrawn when a new record, live change or state
+arrives, so the charts cost the search one rebuild per record, not one per poll.
+"""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from nas_engine import viz
+from nas_engine.live import LIVE_PARAMETERS
+from nas_engine.runner import SearchRun, Snapshot
+from views import common, panels
+
+
+def controls(run: SearchRun, snap: Snapshot) -> None:
+    state = snap.state
+    cols = st.columns([1, 1, 1, 1.2, 1, 1, 1.4])
+    steps_key = f"nsteps:{run.run_id}"
+    cols[3].number_input("steps", min_value=1, max_value=10_000, value=1, key=steps_key,
+                         label_visibility="collapsed", help="how many search steps Step runs")
+    buttons = [  # column, label, icon, action, enabled, help
+        (0, "Pause", "pause", (run.pause,), state == "running", "pause after the current step"),
+        (1, "Resume", "play_arrow", (run.resume,), state == "paused", None),
+        (2, "Step", "skip_next", (_step, run, steps_key), state == "paused",
+         "run this many search steps, then pause"),
+        (4, "Epoch", "fast_forward", (run.step_epoch,), state == "paused",
+         "run to the end of this epoch, then pause"),
+        (5, "Stop", "stop", (run.stop,), state in ("created", "running", "paused"),
+         "checkpoint and end the run (Continue picks it up again)"),
+    ]
+    for col, label, icon, action, enabled, tip in buttons:
+        cols[col].button(label, icon=f":material/{icon}:", on_click=common.call, args=action,
+                         disabled=not enabled, help=tip, width="stretch")
+    if state in ("stopped", "interrupted"):
+        cols[6].button("Continue", icon=":material/replay:", on_click=_continue,
+                       args=(run.run_id,), help="resume from the newest checkpoint",
+                       width="stretch")
+    else:
+        with cols[6].popover("Branch", icon=":material/call_split:", width="stretch"):
+            branch_form(run, snap)
+
+
+def _step(run: SearchRun, steps_key: str) -> None:
+    """The step count as typed when the button is pressed (not as last drawn)."""
+    run.step(int(st.session_state[steps_key]))
+
+
+def _continue(run_id: str) -> None:
+    common.call(lambda: common.registry().resume(run_id).start())
+
+
+def branch_form(run: SearchRun, snap: Snapshot) -> None:
+    """A new run from a checkpoint of this one, with other live settings or more epochs."""
+    epochs = sorted(run.folder.checkpoints())
+    if not epochs:
+        st.info("A branch starts from the end of an epoch; none has finished yet.")
+        return
+    st.markdown("Start a **new run** from this one's checkpoint, changing live settings: the "
+                "same network, data order and α up to that point.")
+    epoch = st.select_slider("from the end of epoch", epochs, value=epochs[-1],
+                             key=f"branch-epoch:{run.run_id}")
+    changes: dict[str, float] = {}
+    for name, parameter in LIVE_PARAMETERS.items():
+        current = float(snap.live.get(name, 0.0))
+        key = f"branch:{run.run_id}:{name}"
+        _follow_in_force(key, current)
+        value = st.number_input(parameter.label, format="%g", step=common.number_step(current),
+                                help=parameter.help, key=key)
+        if not math.isclose(value, current, rel_tol=1e-5, abs_tol=1e-12):
+            changes[name] = value
+    total = st.number_input("epochs in all", min_value=1, value=snap.config.epochs,
+                            key=f"branch-epochs:{run.run_id}")
+    if total != snap.config.epochs:
+        changes["epochs"] = int(total)
+    if st.button("Branch and start", icon=":material/call_split:", type="primary",
+                 key=f"branch-go:{run.run_id}"):
+        try:
+            child = common.registry().branch(run.run_id, int(epoch), changes).start()
+        except (ValueError, RuntimeError, FileNotFoundError) as exc:
+            st.error(str(exc))
+            return
+        st.switch_page(common.LIVE, query_params={"run": child.run_id})
+
+
+def _follow_in_force(key: str, current: float | None) -> None:
+    """Field `key` takes the value in force whenever that changes (a schedule, another tab); a
+    person's edit stays until then."""
+    if current is not None and st.session_state.get(f"synced:{key}") != current:
+        st.session_state[f"synced:{key}"] = current
+        st.session_state[key] = float(f"{current:.6g}")  # a cosine lr is 0.007000000000000001
+
+
+def _set_live(run: SearchRun, name: str, key: str) -> None:
+    try:
+        run.set(name, st.session_state[key])
+        st.session_state.pop(f"error:{key}", None)
+    except ValueError as exc:
+        st.session_state[f"error:{key}"] = str(exc)
+
+
+def live_parameters(run: SearchRun, snap: Snapshot) -> None:
+    """One field per live parameter. A field follows the value in force (a schedule, another
+    tab) until the person edits it; an edit goes to the run and shows under the field once the
+    run has applied it."""
+    st.markdown("**Live parameters**")
+    st.caption("They apply from the next step; the value in force is shown under each.")
+    over = snap.state in ("finished", "failed")
+    for name, parameter in LIVE_PARAMETERS.items():
+        current = snap.live.get(name)
+        key = f"live:{run.run_id}:{name}"
+        _follow_in_force(key, current)
+        st.number_input(parameter.label, format="%g", help=parameter.help, key=key,
+                        step=common.number_step(st.session_state.get(key) or 0.0),
+                        on_change=_set_live, args=(run, name, key),
+                        disabled=over or current is None)
+        error = st.session_state.get(f"error:{key}")
+        if error:
+            st.error(error)
+        st.caption("in force: –" if current is None else f"in force: {current:g}")
+
+
+def live_panel(run: SearchRun, snap: Snapshot) -> None:
+    panels.diagnostics_strip(snap, panels.last_epoch_record(run, snap))
+    charts, side = st.columns([4, 1], gap="medium")
+    with side:
+        live_parameters(run, snap)
+    with charts:
+        point = viz.latest_point(snap)
+        if point is None:
+            st.info("The α heatmap appears as soon as the supernet is built.")
+        else:
+            st.markdown(f"**Architecture weights α** · {point.label}")
+            panels.arch_panel(snap, point, key="live")
+        panels.curves_panel(snap, key="live")
+
+
+@common.guarded("The live view could not be shown")
+def page() -> None:
+    st.title(":material/monitoring: Live view")
+    common.show_flash()
+    run = common.pick_run()
+    if run is None:
+        return
+    snap = run.snapshot()
+    panels.run_header(snap)
+    controls(run, snap)
+    common.follow(snap, panels.progress_line)
+    live_panel(run, snap)
+    st.page_link(common.INSPECT, query_params={"run": run.run_id}, icon=":material/download:",
+                 label="Scrub back through this run, or export its cell and metrics, in the "
+                       "collapse inspector")
+
+
+page()
