@@ -1,0 +1,246 @@
+"""Every page through Streamlit's AppTest: start runs from the home page and the Search page,
+control a run from the Live view, open runs by `?run=ID`, and check that the figures on the
+page hold the snapshot's numbers. `run_every` never fires in AppTest, so each poll is an
+explicit `at.run()`. Searches are tiny (a few ms a step) except the one-click preset, which is
+stopped at once."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from tests.test_viz import write_run
+from views.common import RUNS_DIR_ENV, registry
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TIMEOUT = 120
+TINY = {  # widget key on the Search page -> value: a DARTS search of a few ms a step
+    "cfg:network.layers": 3, "cfg:network.channels": 4, "cfg:data.subset": 200,
+    "cfg:epochs": 50, "cfg:data.batch_size": 32,
+}
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    monkeypatch.setenv(RUNS_DIR_ENV, str(tmp_path / "runs"))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    yield at
+    st.cache_resource.clear()  # on_release stops this test's runs
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def on_page(at: AppTest, page: str, **params: str) -> AppTest:
+    at.query_params.clear()
+    at.query_params.update(params)
+    return at.switch_page(page).run()
+
+
+def no_failure(at: AppTest) -> None:
+    """No exception and no red message other than a collapse alarm (a finding, not a fault)."""
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error if not e.value.startswith("**Collapse alarm**")]
+    assert not errors, errors
+
+
+def plotly_array(value) -> np.ndarray:
+    """An array as the browser receives it: a list, or plotly's base64 typed array."""
+    if isinstance(value, dict):
+        shape = tuple(int(n) for n in str(value.get("shape", "-1")).split(","))
+        return np.frombuffer(base64.b64decode(value["bdata"]), value["dtype"]).reshape(shape)
+    return np.asarray(value, dtype=float)
+
+
+def heatmaps(at: AppTest) -> dict[str, np.ndarray]:
+    """z of each cell's heatmap trace in the page's first plotly chart."""
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    return {trace["name"]: plotly_array(trace["z"]) for trace in spec["data"]}
+
+
+def dot_sources(at: AppTest) -> list[str]:
+    return [chart.proto.spec for chart in at.get("graphviz_chart")]
+
+
+def test_search_page_validates_then_starts_and_the_live_view_controls_the_run(app) -> None:
+    at = app
+    at.run()
+    at.switch_page("views/search.py").run()
+    no_failure(at)
+    for key, value in TINY.items():
+        at.number_input(key=key).set_value(value)
+    at.number_input(key="cfg:network.channels").set_value(5)
+    at.selectbox(key="cfg:device").set_value("cpu")
+    at.text_area(key="cfg:other").set_value("record.log_every=0\nthreads=1\nnot a setting")
+    at.run()
+    channels, other = (e.value for e in at.error)  # each under its own field
+    assert channels == ("network.channels must be even for the DARTS space (FactorizedReduce "
+                        "halves it); got 5")
+    assert "record.log_every must be an integer >= 1; got 0" in other
+    assert "--set expects key=value; got 'not a setting'" in other
+    assert button(at, "Start").disabled
+    at.number_input(key="cfg:network.channels").set_value(4)
+    at.text_area(key="cfg:other").set_value("record.log_every=1\nthreads=1").run()
+    no_failure(at)
+    np.testing.assert_allclose(heatmaps(at)["normal"], np.full((14, 8), 1 / 8))  # the preview
+    ops = ["max_pool_3x3", "skip_connect", "sep_conv_3x3", "dil_conv_3x3"]
+    at.multiselect(key="cfg:ops:darts").set_value(ops).run()
+    np.testing.assert_allclose(heatmaps(at)["reduce"], np.full((14, 4), 1 / 4))
+    button(at, "Start").click().run()
+    no_failure(at)
+
+    run = registry().get(at.query_params["run"])  # Start put the run id in the URL
+    assert run is not None and "Live view" in at.title[0].value
+    at.switch_page("views/live.py")  # AppTest would rerun the page it was last sent to
+    assert run.config.network.layers == 3 and run.config.record.log_every == 1
+    assert run.config.ops == ops
+    assert run.wait_for(lambda s: s.step >= 2, TIMEOUT)
+
+    button(at, "Pause").click().run()
+    assert run.wait_for(lambda s: s.state == "paused", TIMEOUT)
+    at.run()
+    no_failure(at)
+    assert button(at, "Pause").disabled and not button(at, "Step").disabled
+    held = run.snapshot().step
+
+    at.number_input(key=f"nsteps:{run.run_id}").set_value(2)
+    button(at, "Step").click().run()
+    assert run.wait_for(lambda s: s.state == "paused" and s.step == held + 2, TIMEOUT)
+
+    key = f"live:{run.run_id}:alpha_lr"
+    at.run()
+    at.number_input(key=key).set_value(-1).run()
+    assert any(e.value.startswith("alpha_lr must be a number >= 0") for e in at.error)
+    at.number_input(key=key).set_value(0.02).run()
+    assert run.wait_for(lambda s: s.live["alpha_lr"] == 0.02, TIMEOUT)
+    at.run()
+    assert "in force: 0.02" in [c.value for c in at.caption]
+    assert not [e.value for e in at.error if "alpha_lr" in e.value]  # the bad value's message went
+
+    snap = run.snapshot()
+    z = heatmaps(at)
+    assert set(z) == {"normal", "reduce"}
+    for cell, values in z.items():
+        assert values.shape == (14, 4)
+        np.testing.assert_allclose(values, snap.latest["alphas"][cell], atol=1e-9)
+    for cell in ("normal", "reduce"):
+        at.radio(key="live:cell").set_value(cell).run()
+        (source,) = dot_sources(at)
+        assert f"{cell} cell" in source
+        for op, _ in snap.latest["genotype"][cell]:
+            assert f'label="{op} ' in source
+
+    button(at, "Resume").click().run()
+    assert run.wait_for(lambda s: s.epoch >= 1, TIMEOUT)  # a checkpoint to branch from
+    assert run.snapshot().live_changes[-1]["name"] == "alpha_lr"
+
+    at.run()
+    at.number_input(key=f"branch:{run.run_id}:entropy_weight").set_value(-0.1)
+    button(at, "Branch and start").click().run()
+    no_failure(at)
+    child = registry().get(at.query_params["run"])
+    assert child.run_id != run.run_id
+    assert child.snapshot().lineage["parent"] == run.run_id
+    assert child.snapshot().lineage["changes"] == {"entropy_weight": -0.1}
+
+
+def test_home_preset_starts_a_run_listed_in_the_runs_table(app) -> None:
+    at = app
+    at.run()
+    no_failure(at)
+    button(at, "Start classroom").click().run()
+    no_failure(at)
+    run = registry().get(at.query_params["run"])
+    assert run is not None and run.state in ("created", "running")
+    run.stop()
+    assert run.wait_for(lambda s: s.state == "stopped", TIMEOUT)
+    on_page(at, "views/home.py")
+    no_failure(at)
+    table = at.dataframe[0].value
+    assert table["run"].tolist() == [run.run_id]
+    assert table["open"].tolist() == [f"live?run={run.run_id}"]
+    assert table["state"].tolist() == ["stopped"]
+
+
+def test_pages_open_runs_from_the_url(app, tmp_path) -> None:
+    at = app
+    runs = tmp_path / "runs"
+    first = write_run(runs, "darts", seed=1)
+    second = write_run(runs, "darts", seed=2)
+    at.run()
+
+    on_page(at, "views/live.py", run=first.run_id)
+    no_failure(at)
+    snap = first.snapshot()
+    z = heatmaps(at)
+    np.testing.assert_allclose(z["normal"], snap.latest["alphas"]["normal"])
+    assert button(at, "Stop").disabled  # finished: nothing to stop
+    assert any(first.run_id in m.value for m in at.markdown)
+
+    on_page(at, "views/inspect.py", run=first.run_id)
+    no_failure(at)
+    slider = at.select_slider[0]
+    slider.set_value(0).run()
+    no_failure(at)
+    np.testing.assert_allclose(heatmaps(at)["reduce"], snap.steps.alphas["reduce"][0])
+    assert len(at.get("plotly_chart")) == 4  # heatmap, trajectories, mass, timeline
+    for op, _ in snap.steps.genotypes[0]["normal"]:  # the graph is the cell at that moment
+        assert f'label="{op} ' in dot_sources(at)[0]
+    assert snap.steps.genotypes[0]["text"] in [c.value for c in at.code]  # the export's text
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels[:4] == ["genotype.txt", "genotype.json", "step metrics.csv",
+                          "epoch metrics.csv"]
+    assert labels[4:] in (["normal cell.svg", "reduce cell.svg"],
+                          ["normal cell.dot", "reduce cell.dot"])
+    assert at.get("graphviz_chart")[0].proto.engine == "neato"
+
+    on_page(at, "views/compare.py", runs=f"{first.run_id},{second.run_id}")
+    no_failure(at)
+    assert at.multiselect[0].value == [first.run_id, second.run_id]
+    table = at.dataframe[0].value
+    assert table["skip count"].tolist() == [first.snapshot().latest["skip_count"],
+                                            second.snapshot().latest["skip_count"]]
+    assert len(dot_sources(at)) == 4  # normal and reduce cell of each run
+
+    on_page(at, "views/lesson.py", run=first.run_id)
+    no_failure(at)
+    assert any(first.run_id in s.value for s in at.success)
+
+
+def test_unknown_runs_and_failing_figures_give_messages_not_tracebacks(app, tmp_path,
+                                                                       monkeypatch) -> None:
+    at = app
+    run = write_run(tmp_path / "runs", "nb201")
+    at.run()
+    on_page(at, "views/live.py", run="no-such-run")
+    assert not at.exception
+    assert "There is no run 'no-such-run'" in at.warning[0].value
+
+    run.folder.write_status("stopped")  # a stopped run without a checkpoint to continue from
+    on_page(at, "views/live.py", run=run.run_id)
+    button(at, "Continue").click().run()
+    assert not at.exception
+    assert [w.value for w in at.warning] == [
+        f"run {run.run_id} has no checkpoint to continue from"]
+
+    from nas_engine import viz
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the heatmap broke")
+
+    monkeypatch.setattr(viz, "alpha_heatmap", broken)
+    fresh = write_run(tmp_path / "runs", "nb201", seed=7)  # no figure of it drawn (memoised) yet
+    on_page(at, "views/live.py", run=fresh.run_id)
+    assert not at.exception
+    assert [e.value for e in at.error] == ["The α heatmap and the cell graphs could not be "
+                                           "drawn: RuntimeError: the heatmap broke"]
+    assert [b.label for b in at.button][:2] == ["Pause", "Resume"]  # the rest of the page stays
+    assert len(at.get("plotly_chart")) == 1  # the curves are still drawn
+    assert "details" in [e.label for e in at.expander]
