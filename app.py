@@ -1,28 +1,102 @@
-"""alphascope: the Streamlit entry point. It only sets the page up and routes; each page is a
-file under views/ (home first), and everything they draw comes from nas_engine.viz.
-
-The folder is not called pages/: Streamlit 1.67 still runs a pages/ folder's files as pages of
-their own (bypassing st.navigation, this file and its page config) for every session until
-some session has run this file once, e.g. a shared link opened on a freshly started server.
+"""alphascope's entry point and home page: what alphascope is, one-click presets, and every run
+with a link that opens it. The other pages are the files in pages/ (Streamlit finds them
+there; pages/ui/ holds what they share), and everything they draw comes from nas_engine.viz.
 
     streamlit run app.py            # http://127.0.0.1:8501 (see .streamlit/config.toml)
 """
 
+from __future__ import annotations
+
+import pandas as pd
 import streamlit as st
 
-from views import common
+from nas_engine import config as cfg
+from nas_engine.runner import RunSummary
+from nas_engine.store import RunFolder
+from pages.ui import common
 
-st.set_page_config(page_title="alphascope", page_icon=":material/biotech:", layout="wide")
+BLURBS = {
+    "classroom": "The DARTS cell on the bundled 8×8 digits, small enough for a laptop CPU: watch "
+                 "α move and the cell take shape.",
+    "collapse-demo": "A search set up to collapse (R-DARTS' space S3): watch skip_connect "
+                     "take over the cell within an epoch.",
+    "collapse-cured": "The collapse demo's twin with P-DARTS' dropout on skip_connect: the same "
+                      "seed, a cell that keeps its convolutions.",
+}
 
-PAGES = [  # file, title, icon, URL path
-    (common.HOME, "Home", "home", ""),
-    (common.SEARCH, "Search", "rocket_launch", "search"),
-    (common.LIVE, "Live view", "monitoring", "live"),
-    (common.INSPECT, "Collapse inspector", "troubleshoot", "inspect"),
-    (common.COMPARE, "Compare runs", "compare_arrows", "compare"),
-    (common.LESSON, "Lesson: collapse", "school", "lesson"),
-]
-st.navigation([
-    st.Page(path, title=title, icon=f":material/{icon}:", url_path=url or None, default=not url)
-    for path, title, icon, url in PAGES
-]).run()
+
+def _blurb(name: str, config: cfg.SearchConfig) -> str:
+    sizes = (f"{config.space} space · {config.data.name} · {config.epochs} epochs · "
+             f"C={config.network.channels}")
+    return f"{BLURBS[name]} ({sizes})" if name in BLURBS else sizes
+
+
+def one_click_presets() -> None:
+    """Presets that run offline (the bundled digits), classroom first."""
+    names = sorted((n for n in cfg.PRESETS if cfg.PRESETS[n].get("data", {}).get("name",
+                    "digits") == "digits"), key=lambda n: (n != "classroom", n))
+    columns = st.columns(max(len(names), 1))
+    for column, name in zip(columns, names):
+        config = cfg.preset(name)
+        with column.container(border=True):
+            st.markdown(f"**{name}**")
+            st.caption(_blurb(name, config))
+            if st.button(f"Start {name}", key=f"preset:{name}", type="primary"):
+                common.start_run(config, label=name)
+
+
+def _alarm(summary: RunSummary) -> str:
+    record = RunFolder(common.runs_dir() / summary.run_id).last_record(("epoch",)) or {}
+    alarm = record.get("alarm")
+    return f"collapse ({alarm.get('rule')}, epoch {alarm.get('epoch')})" if alarm else ""
+
+
+def runs_table() -> None:
+    summaries = common.registry().list()
+    if not summaries:
+        st.info("No runs yet. Start a preset above, or configure one on the Search page.")
+        return
+    table = pd.DataFrame([{
+        "open": f"live?run={s.run_id}",
+        "run": s.run_id,
+        "state": s.state,
+        "space": s.space,
+        "dataset": s.dataset,
+        "epoch": f"{s.epoch}/{s.epochs}",
+        "skip count": s.skip_count,
+        "alarm": _alarm(s),
+        "started": s.started,
+        "branched from": s.parent or "",
+    } for s in summaries])
+    picked = st.dataframe(
+        table, hide_index=True, on_select="rerun", selection_mode="single-row", key="runs",
+        column_config={"open": st.column_config.LinkColumn("open", display_text="open ↗",
+                                                           help="the run's live view; the "
+                                                                "link can be shared")})
+    st.caption("Click a row to open its live view (or the ↗ link for a new tab). Runs go on "
+               "when every tab is closed.")
+    rows = picked.selection.rows if picked else []
+    if rows:
+        st.switch_page(common.LIVE, query_params={"run": summaries[rows[0]].run_id})
+
+
+@common.page("The home page failed")
+def page() -> None:
+    st.title(":material/biotech: alphascope")
+    st.markdown(
+        "alphascope lets you **watch differentiable architecture search think**. A DARTS-style "
+        "search trains a supernet whose every edge mixes all candidate ops, weighted by "
+        "architecture parameters α, and here you see α, the cell it would pick now, the losses "
+        "and the signs of *skip-connect collapse* live, while it runs. You can pause, step, "
+        "change learning rates and regularisers on the fly, branch a run and compare.")
+    st.subheader("Start in one click")
+    one_click_presets()
+    st.page_link(common.SEARCH, label="…or configure every setting on the Search page",
+                 icon=":material/rocket_launch:")
+    st.page_link(common.LESSON, label="New here? Follow the 10-minute lesson on collapse",
+                 icon=":material/school:")
+    st.subheader("Runs")
+    runs_table()
+
+
+page()

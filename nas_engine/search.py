@@ -228,7 +228,8 @@ class Search:
             value, method, self._hessian_vector = hessian_max_eigenvalue(
                 lambda: torch.nn.functional.cross_entropy(self.model(x), y),
                 self.model.arch_parameters(), self.config.diagnostics.hessian_iterations,
-                seed=self.config.seed, start=self._hessian_vector,
+                self.config.diagnostics.hessian_tolerance, seed=self.config.seed,
+                start=self._hessian_vector,
             )
             return value, method
         finally:

@@ -15,8 +15,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from pages.ui.common import RUNS_DIR_ENV, registry
 from tests.test_viz import write_run
-from views.common import RUNS_DIR_ENV, registry
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 120
@@ -72,7 +72,7 @@ def dot_sources(at: AppTest) -> list[str]:
 def test_search_page_validates_then_starts_and_the_live_view_controls_the_run(app) -> None:
     at = app
     at.run()
-    at.switch_page("views/search.py").run()
+    at.switch_page("pages/search.py").run()
     no_failure(at)
     for key, value in TINY.items():
         at.number_input(key=key).set_value(value)
@@ -98,7 +98,7 @@ def test_search_page_validates_then_starts_and_the_live_view_controls_the_run(ap
 
     run = registry().get(at.query_params["run"])  # Start put the run id in the URL
     assert run is not None and "Live view" in at.title[0].value
-    at.switch_page("views/live.py")  # AppTest would rerun the page it was last sent to
+    at.switch_page("pages/live.py")  # AppTest would rerun the page it was last sent to
     assert run.config.network.layers == 3 and run.config.record.log_every == 1
     assert run.config.ops == ops
     assert run.wait_for(lambda s: s.step >= 2, TIMEOUT)
@@ -161,7 +161,7 @@ def test_home_preset_starts_a_run_listed_in_the_runs_table(app) -> None:
     assert run is not None and run.state in ("created", "running")
     run.stop()
     assert run.wait_for(lambda s: s.state == "stopped", TIMEOUT)
-    on_page(at, "views/home.py")
+    on_page(at, "app.py")
     no_failure(at)
     table = at.dataframe[0].value
     assert table["run"].tolist() == [run.run_id]
@@ -176,7 +176,7 @@ def test_pages_open_runs_from_the_url(app, tmp_path) -> None:
     second = write_run(runs, "darts", seed=2)
     at.run()
 
-    on_page(at, "views/live.py", run=first.run_id)
+    on_page(at, "pages/live.py", run=first.run_id)
     no_failure(at)
     snap = first.snapshot()
     z = heatmaps(at)
@@ -184,7 +184,7 @@ def test_pages_open_runs_from_the_url(app, tmp_path) -> None:
     assert button(at, "Stop").disabled  # finished: nothing to stop
     assert any(first.run_id in m.value for m in at.markdown)
 
-    on_page(at, "views/inspect.py", run=first.run_id)
+    on_page(at, "pages/inspector.py", run=first.run_id)
     no_failure(at)
     slider = at.select_slider[0]
     slider.set_value(0).run()
@@ -201,7 +201,7 @@ def test_pages_open_runs_from_the_url(app, tmp_path) -> None:
                           ["normal cell.dot", "reduce cell.dot"])
     assert at.get("graphviz_chart")[0].proto.engine == "neato"
 
-    on_page(at, "views/compare.py", runs=f"{first.run_id},{second.run_id}")
+    on_page(at, "pages/compare.py", runs=f"{first.run_id},{second.run_id}")
     no_failure(at)
     assert at.multiselect[0].value == [first.run_id, second.run_id]
     table = at.dataframe[0].value
@@ -209,7 +209,7 @@ def test_pages_open_runs_from_the_url(app, tmp_path) -> None:
                                             second.snapshot().latest["skip_count"]]
     assert len(dot_sources(at)) == 4  # normal and reduce cell of each run
 
-    on_page(at, "views/lesson.py", run=first.run_id)
+    on_page(at, "pages/lesson.py", run=first.run_id)
     no_failure(at)
     assert any(first.run_id in s.value for s in at.success)
 
@@ -219,12 +219,12 @@ def test_unknown_runs_and_failing_figures_give_messages_not_tracebacks(app, tmp_
     at = app
     run = write_run(tmp_path / "runs", "nb201")
     at.run()
-    on_page(at, "views/live.py", run="no-such-run")
+    on_page(at, "pages/live.py", run="no-such-run")
     assert not at.exception
     assert "There is no run 'no-such-run'" in at.warning[0].value
 
     run.folder.write_status("stopped")  # a stopped run without a checkpoint to continue from
-    on_page(at, "views/live.py", run=run.run_id)
+    on_page(at, "pages/live.py", run=run.run_id)
     button(at, "Continue").click().run()
     assert not at.exception
     assert [w.value for w in at.warning] == [
@@ -237,7 +237,7 @@ def test_unknown_runs_and_failing_figures_give_messages_not_tracebacks(app, tmp_
 
     monkeypatch.setattr(viz, "alpha_heatmap", broken)
     fresh = write_run(tmp_path / "runs", "nb201", seed=7)  # no figure of it drawn (memoised) yet
-    on_page(at, "views/live.py", run=fresh.run_id)
+    on_page(at, "pages/live.py", run=fresh.run_id)
     assert not at.exception
     assert [e.value for e in at.error] == ["The α heatmap and the cell graphs could not be "
                                            "drawn: RuntimeError: the heatmap broke"]

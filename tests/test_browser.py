@@ -31,7 +31,7 @@ def test_start_watch_pause_and_find_the_run_again(tmp_path) -> None:
         browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": 1400, "height": 2200})
         page.set_default_timeout(WAIT_MS)
-        page.goto(f"{server}/lesson")  # a deep link on a fresh server goes through app.py
+        page.goto(f"{server}/lesson")  # a deep link as a fresh server's first visit
         expect(page.get_by_role("link", name="Collapse inspector")).to_be_visible()
         page.goto(server)
         page.get_by_role("button", name="Start classroom").click()

@@ -96,3 +96,4 @@ def test_parse_assignment() -> None:
     assert parse_assignment("data.resize=null") == ("data.resize", None)
     with pytest.raises(ValueError, match="key=value"):
         parse_assignment("epochs")
+

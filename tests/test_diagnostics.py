@@ -71,13 +71,15 @@ def test_lambda_max_matches_dense_hessian() -> None:
 
 
 def test_lambda_max_is_the_largest_algebraic_eigenvalue() -> None:
-    """A quadratic whose dominant eigenvalue is negative: −5 dominates, but λmax is 2."""
+    """A quadratic whose dominant eigenvalue is negative: −5 dominates, but λmax is 2. Lanczos
+    spans this 3-dimensional space in 3 products and is then exact."""
     x = torch.zeros(3, dtype=torch.float64, requires_grad=True)
     h = torch.diag(torch.tensor([-5.0, 2.0, 1.0], dtype=torch.float64))
-    value, method, _ = hessian_max_eigenvalue(lambda: 0.5 * x @ h @ x, [x], iterations=500,
-                                              tolerance=1e-12)
-    assert value == pytest.approx(2.0, rel=1e-6)
-    assert "dominant was negative" in method
+    value, method, vector = hessian_max_eigenvalue(lambda: 0.5 * x @ h @ x, [x], iterations=500,
+                                                   tolerance=1e-12)
+    assert value == pytest.approx(2.0, rel=1e-9)
+    assert method == "Lanczos, 3 Hessian-vector products"
+    assert abs(vector[0][1].item()) == pytest.approx(1.0, rel=1e-9)  # the eigenvector of 2
 
 
 def epochs_with(skips: list[int] | None = None, lam: dict[int, float] | None = None) -> list:

@@ -19,7 +19,7 @@ from nas_engine.spaces import make_space
 from nas_engine.spaces.dag import MixedDag, edge_list
 from nas_engine.spaces.ops import DARTS_OPS, EdgeOps, channel_shuffle
 from nas_engine.strategies import make_strategy
-from tests.test_search import EPOCH_KEYS, tiny
+from tests.test_search import EPOCH_KEYS, tiny, without_timings
 
 TIMEOUT = 120
 f64 = torch.float64
@@ -219,10 +219,7 @@ def test_runs_live_and_resumes_exactly(tmp_path) -> None:
     finally:
         registry.stop_all()
 
-    def comparable(records: list[dict]) -> list[dict]:
-        return [{k: v for k, v in r.items() if k != "time_s"} for r in records]
-
-    assert comparable(resumed.folder.read_records()) == comparable(whole)
+    assert without_timings(resumed.folder.read_records()) == without_timings(whole)
 
 
 def test_partial_must_divide_channels() -> None:

@@ -17,6 +17,7 @@ from nas_engine.runner import RunRegistry, SearchRun
 from nas_engine.search import Search
 from nas_engine.store import RunFolder
 from nas_engine.strategies.darts import DartsStrategy
+from tests.test_search import without_timings
 
 TIMEOUT = 120
 
@@ -32,7 +33,7 @@ def tiny(epochs: int = 3, **changes) -> SearchConfig:
 
 def comparable(records: list[dict]) -> list[dict]:
     """Records without wall time and without live-change notes."""
-    return [{k: v for k, v in r.items() if k != "time_s"} for r in records if r["kind"] != "live"]
+    return without_timings([r for r in records if r["kind"] != "live"])
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ class SearchSpace(ABC):
 
     name: str
     cell_types: tuple[str, ...]
+    derived_edges: int  # edges of the derived cell the skip count is out of (collapse: half)
     reductions = 2  # stride-2 stages the image passes through
 
     def __init__(self, ops: list[str], network: NetworkConfig) -> None:

@@ -83,6 +83,7 @@ def reduction_layers(layers: int) -> tuple[int, int]:
 class DartsSpace(SearchSpace):
     name = "darts"
     cell_types = ("normal", "reduce")
+    derived_edges = 2 * STEPS  # two inputs per intermediate node
 
     def edges(self) -> list[tuple[int, int]]:
         return edge_list(INPUTS, STEPS)

@@ -85,6 +85,7 @@ class NB201Supernet(Supernet):
 class NB201Space(SearchSpace):
     name = "nb201"
     cell_types = ("cell",)
+    derived_edges = STEPS * (STEPS + 1) // 2  # every edge of the cell is kept (6)
 
     def edges(self) -> list[tuple[int, int]]:
         return edge_list(INPUTS, STEPS)

@@ -12,8 +12,9 @@ import streamlit as st
 
 from nas_engine import viz
 from nas_engine.runner import SearchRun, Snapshot
-from views.common import guarded, memo
-from views.teaching import explain
+from nas_engine.spaces import SPACES
+from pages.ui.common import guarded, memo
+from pages.ui.teaching import explain
 
 PLOTLY_CONFIG = {"displaylogo": False}
 STATE_ICONS = {"created": "hourglass_empty", "running": "play_circle", "paused": "pause_circle",
@@ -67,9 +68,11 @@ def diagnostics_strip(snap: Snapshot, epoch_record: dict[str, Any] | None) -> No
     ops = snap.config.ops or []
     columns = st.columns(4)
     skips = latest.get("skip_count")
-    columns[0].metric("skip_connects in the cell", "–" if skips is None else int(skips),
+    edges = SPACES[snap.config.space].derived_edges
+    columns[0].metric("skip_connects in the cell", "–" if skips is None else
+                      f"{int(skips)} of {edges}",
                       help="in the derived normal cell (the NB201 cell); DARTS+ calls ≥ 2 "
-                           "collapse", border=True)
+                           "collapse, and half the edges is a collapsed cell", border=True)
     entropy = latest.get("entropy")
     columns[1].metric("α entropy", "–" if entropy is None else f"{entropy:.3f}",
                       help=f"mean over edges; {math.log(max(len(ops), 1)):.3f} = undecided "

@@ -8,13 +8,13 @@ import pandas as pd
 import streamlit as st
 
 from nas_engine import viz
-from views import common, panels
-from views.teaching import explain
+from pages.ui import common, panels
+from pages.ui.teaching import explain
 
 MAX_RUNS = 4
 
 
-@common.guarded("The comparison failed")
+@common.page("The comparison failed")
 def page() -> None:
     st.title(":material/compare_arrows: Compare runs")
     runs = [s.run_id for s in common.registry().list()]

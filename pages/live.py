@@ -15,7 +15,7 @@ import streamlit as st
 from nas_engine import viz
 from nas_engine.live import LIVE_PARAMETERS
 from nas_engine.runner import SearchRun, Snapshot
-from views import common, panels
+from pages.ui import common, panels
 
 
 def controls(run: SearchRun, snap: Snapshot) -> None:
@@ -140,7 +140,7 @@ def live_panel(run: SearchRun, snap: Snapshot) -> None:
         panels.curves_panel(snap, key="live")
 
 
-@common.guarded("The live view could not be shown")
+@common.page("The live view could not be shown")
 def page() -> None:
     st.title(":material/monitoring: Live view")
     common.show_flash()

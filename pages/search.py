@@ -16,8 +16,8 @@ from nas_engine.config import SearchConfig
 from nas_engine.live import LIVE_PARAMETERS
 from nas_engine.regularizers import REGULARIZERS
 from nas_engine.spaces import make_space
-from views import common
-from views.panels import PLOTLY_CONFIG
+from pages.ui import common
+from pages.ui.panels import PLOTLY_CONFIG
 
 DEFAULTS = "(defaults)"
 KEY = "cfg:"  # prefix of every widget key on this page (cleared when the preset changes)
@@ -208,7 +208,7 @@ def _reset_fields() -> None:
         del st.session_state[key]
 
 
-@common.guarded("The search form failed")
+@common.page("The search form failed")
 def page() -> None:
     st.title(":material/rocket_launch: Configure and start a search")
     presets = [DEFAULTS, *cfg.PRESETS]

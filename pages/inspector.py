@@ -11,11 +11,11 @@ from __future__ import annotations
 import streamlit as st
 
 from nas_engine import viz
-from views import common, panels
-from views.teaching import explain
+from pages.ui import common, panels
+from pages.ui.teaching import explain
 
 
-@common.guarded("The collapse inspector failed")
+@common.page("The collapse inspector failed")
 def page() -> None:
     st.title(":material/troubleshoot: Collapse inspector")
     run = common.pick_run()

@@ -2,8 +2,8 @@
 page addresses, the poller that keeps a page current, and a small figure memo shared by every
 tab, so a run that has not moved costs no rebuilding.
 
-Pages are files under views/ that `st.navigation` lists in app.py (see there why not pages/);
-this module is not one of them, only imported.
+The pages are app.py (home) and the files in pages/; Streamlit does not look for pages in this
+folder (pages/ui/), so what is here is only imported.
 """
 
 from __future__ import annotations
@@ -37,13 +37,21 @@ RUNS_DIR_ENV = "ALPHASCOPE_RUNS_DIR"
 POLL_SECONDS = 1.0  # how often a live page reads the newest snapshot
 FIRST_POLL_SECONDS = 0.25  # ... while it waits for a new run's first α
 
-# Page files, as st.navigation registers them (app.py) and st.switch_page / st.page_link name them.
-HOME = "views/home.py"
-SEARCH = "views/search.py"
-LIVE = "views/live.py"
-INSPECT = "views/inspect.py"
-COMPARE = "views/compare.py"
-LESSON = "views/lesson.py"
+# Page files, as st.switch_page / st.page_link name them.
+HOME = "app.py"
+SEARCH = "pages/search.py"
+LIVE = "pages/live.py"
+INSPECT = "pages/inspector.py"
+COMPARE = "pages/compare.py"
+LESSON = "pages/lesson.py"
+PAGES = [  # file, title, icon: the sidebar, in this order
+    (HOME, "Home", "home"),
+    (SEARCH, "Search", "rocket_launch"),
+    (LIVE, "Live view", "monitoring"),
+    (INSPECT, "Collapse inspector", "troubleshoot"),
+    (COMPARE, "Compare runs", "compare_arrows"),
+    (LESSON, "Lesson: collapse", "school"),
+]
 
 
 def runs_dir() -> Path:
@@ -96,6 +104,34 @@ def guarded(what: str) -> Callable[[Callable[..., T]], Callable[..., T | None]]:
             except Exception as exc:  # the boundary: everything else is shown, not raised
                 show_error(what, exc)
                 return None
+
+        return wrapper
+
+    return decorate
+
+
+def _frame() -> None:
+    """Page config and the sidebar's page list, drawn by every page. Streamlit finds the pages
+    in pages/ by itself. (A pages/ folder rules out st.navigation: Streamlit 1.67 runs such a
+    folder in its file-based mode until some session calls st.navigation, so a fresh server
+    routed its first visitor differently from later ones.) Its own list, named after the
+    files, is hidden in .streamlit/config.toml for this one, with titles and icons."""
+    st.set_page_config(page_title="alphascope", page_icon=":material/biotech:", layout="wide")
+    with st.sidebar:
+        for path, title, icon in PAGES:
+            st.page_link(path, label=title, icon=f":material/{icon}:")
+
+
+def page(what: str) -> Callable[[Callable[..., T]], Callable[..., T | None]]:
+    """Decorator for a page's body: the frame every page shares, then `guarded`."""
+
+    def decorate(body: Callable[..., T]) -> Callable[..., T | None]:
+        safe_body = guarded(what)(body)
+
+        @functools.wraps(body)
+        def wrapper(*args: Any, **kwargs: Any) -> T | None:
+            _frame()
+            return safe_body(*args, **kwargs)
 
         return wrapper
 

@@ -1,0 +1,144 @@
+"""A guided lesson on skip-connect collapse: start the collapse preset, watch the skip count
+grow, start its cured twin, try entropy regularisation on a branch, compare. The lesson's runs
+live in the URL (`?run=A&cure=B&branch=C`), so a refresh or a shared link picks the lesson up
+where it was.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from nas_engine import config as cfg
+from nas_engine import viz
+from nas_engine.live import LIVE_PARAMETERS
+from nas_engine.runner import SearchRun
+from pages.ui import common, panels
+
+DEMO_PRESET = "collapse-demo"
+CURED_PRESET = "collapse-cured"
+ENTROPY = "entropy_weight"
+TRY_LAMBDA = 1.0  # the branch's starting suggestion: sharpen, and see what wins
+
+
+def _watch(run: SearchRun) -> None:
+    snap = run.snapshot()
+    common.follow(snap, panels.progress_line)
+    panels.diagnostics_strip(snap, panels.last_epoch_record(run, snap))
+    point = viz.latest_point(snap)
+    if point is not None:
+        panels.arch_panel(snap, point, key=f"lesson-{snap.run_id}")
+
+
+def _run_from_url(key: str) -> SearchRun | None:
+    run_id = st.query_params.get(key)
+    return common.registry().get(run_id) if run_id else None
+
+
+def _start(preset: str, key: str, seed: int | None = None) -> None:
+    """A button that starts `preset` (on `seed`) and keeps the run in the URL under `key`."""
+    if st.button(f"Start {preset}", type="primary", key=f"start:{key}"):
+        config = cfg.preset(preset)
+        if seed is not None:
+            config = config.with_changes({"seed": seed})
+        run = common.registry().create(config, label=f"lesson-{key}").start()
+        st.query_params[key] = run.run_id
+        st.rerun()
+
+
+def step_start() -> SearchRun | None:
+    st.subheader("1 · Start a search that collapses")
+    st.markdown(f"The **{DEMO_PRESET}** preset searches a DARTS cell on the bundled digits with "
+                "three candidate ops per edge: `none`, `skip_connect` and `sep_conv_3x3` "
+                "(R-DARTS' space S3, built to show collapse). Press start and keep this page "
+                "open; the search runs in the background either way.")
+    run = _run_from_url("run")
+    if run is None:
+        _start(DEMO_PRESET, "run")
+        return None
+    st.success(f"Your lesson run: `{run.run_id}`")
+    st.page_link(common.LIVE, label="Open it in the full live view (pause, step, tune)",
+                 query_params={"run": run.run_id}, icon=":material/monitoring:")
+    return run
+
+
+def step_watch(run: SearchRun) -> None:
+    st.subheader("2 · Watch the skip count grow")
+    st.markdown("Keep an eye on **skip_connects in the cell** and on the red edges of the "
+                "graph. In the heatmap, the `skip_connect` column brightens edge after edge "
+                "while the convolutions fade: early on, an untrained convolution only adds "
+                "noise, so passing the input through is the quickest way to a low loss *now*. "
+                "Within one epoch every edge of the cell is a skip_connect, and the cell the "
+                "search would hand you has no convolution left.")
+    _watch(run)
+
+
+def step_cure(run: SearchRun) -> SearchRun | None:
+    st.subheader("3 · Start its twin with a cure")
+    st.markdown(f"**{CURED_PRESET}** is the same search on the same seed with one change: "
+                "P-DARTS' dropout on skip_connect's output (0.95, fading to 0 over the search). "
+                "A skip that often drops out is no longer the sure way to a low loss, so α "
+                "stops favouring it while the convolutions learn, and they keep their edges.")
+    child = _run_from_url("cure")
+    if child is None:
+        _start(CURED_PRESET, "cure", seed=run.config.seed)
+        return None
+    st.success(f"The cured twin: `{child.run_id}`")
+    _watch(child)
+    return child
+
+
+def step_entropy(run: SearchRun) -> SearchRun | None:
+    st.subheader("4 · Your turn: does entropy regularisation help?")
+    st.markdown("Entropy of α is the usual first idea. **λ > 0** rewards decided edges: watch "
+                "skip_connect's column light up, the collapse gets *sharper*. **λ < 0** "
+                "rewards undecided ones: α flattens, and the cell follows whichever op the "
+                "gradient favours at the moment. Here the gradient itself favours skip_connect, "
+                "so neither gives the convolutions their edges back: entropy decides how "
+                "sharply α follows the loss, not what the loss prefers. Branch the run and see.")
+    child = _run_from_url("branch")
+    if child is not None:
+        st.success(f"Your branch: `{child.run_id}`")
+        _watch(child)
+        return child
+    epochs = sorted(run.folder.checkpoints())
+    if not epochs:
+        st.info("The branch button appears when the first epoch has ended.")
+        return None
+    lam = st.number_input("entropy weight λ", value=TRY_LAMBDA, format="%g", step=0.5,
+                          help=LIVE_PARAMETERS[ENTROPY].help)
+    if st.button(f"Branch at epoch {epochs[-1]} with λ = {lam:g}"):
+        child = common.registry().branch(run.run_id, epochs[-1], {ENTROPY: lam}).start()
+        st.query_params["branch"] = child.run_id
+        st.rerun()
+    return None
+
+
+def step_compare(runs: list[SearchRun]) -> None:
+    st.subheader("5 · Compare")
+    st.markdown("Put them side by side: the same start, one setting apart. Which cell kept "
+                "its convolutions? Which supernet has the lower validation loss, and does that "
+                "make it the better architecture?")
+    st.page_link(common.COMPARE, label=f"Compare the {len(runs)} runs",
+                 query_params={"runs": ",".join(r.run_id for r in runs)},
+                 icon=":material/compare_arrows:")
+
+
+@common.page("The lesson failed")
+def page() -> None:
+    st.title(":material/school: Lesson: watching skip-connect collapse")
+    st.markdown("1. start a search that collapses · 2. watch the skip count grow · 3. start its "
+                "cured twin · 4. try entropy regularisation · 5. compare")
+    st.caption("About five minutes on a laptop. Runs going at once share the CPU, each at a "
+               "fraction of the speed.")
+    run = step_start()
+    if run is None:
+        return
+    step_watch(run)
+    cured = step_cure(run)
+    branch = step_entropy(run)
+    others = [r for r in (cured, branch) if r is not None]
+    if others:
+        step_compare([run, *others])
+
+
+page()
