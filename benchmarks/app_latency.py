@@ -8,7 +8,7 @@ records within one epoch, so epoch-end evaluations do not blur it.
 Targets: first heatmap <= 3 s on 2 CPU cores; watching costs <= 5 % of throughput.
 
     .venv/bin/python benchmarks/app_latency.py [--starts 3] [--phases 3] [--phase-seconds 30]
-                                               [--browser-nice 19]
+                                               [--browser-nice 19] [--tabs-on compare]
 
 The server and browser helpers here are shared with tests/test_browser.py.
 """
@@ -171,8 +171,8 @@ def chromium_cpu() -> float:
     return total
 
 
-def throughput(browser: Browser, url: str, runs_dir: Path, phases: int, seconds: float
-               ) -> tuple[list[float], list[float]]:
+def throughput(browser: Browser, url: str, runs_dir: Path, phases: int, seconds: float,
+               tabs_on: str = "live") -> tuple[list[float], list[float]]:
     page = browser.new_page()
     run_id, _ = start_from_search_page(page, url, epochs=200)
     page.close()
@@ -184,7 +184,7 @@ def throughput(browser: Browser, url: str, runs_dir: Path, phases: int, seconds:
         for tabs, rates in ((0, alone), (2, watched)):
             pages = [browser.new_page() for _ in range(tabs)]
             for p in pages:
-                p.goto(f"{url}/live?run={run_id}")
+                p.goto(f"{url}/{tabs_on}?run={run_id}")
             time.sleep(6)  # let the tabs load (a first page costs seconds of CPU) before counting
             begin = time.monotonic() - offset
             browser_cpu = chromium_cpu()
@@ -207,6 +207,9 @@ def main() -> None:
     parser.add_argument("--browser-nice", type=int, default=0,
                         help="run Chromium at this nice level (e.g. 19: the tabs' cost to the "
                              "machine mostly leaves the measurement, the server's stays)")
+    parser.add_argument("--tabs-on", default="live",
+                        help="the page the two tabs open (with ?run=ID); e.g. 'compare', which "
+                             "does not poll: a control for what open tabs cost by themselves")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -225,7 +228,8 @@ def main() -> None:
                 latencies.append(took)
                 stop_run(page)
             page.close()
-            alone, watched = throughput(browser, url, runs_dir, args.phases, args.phase_seconds)
+            alone, watched = throughput(browser, url, runs_dir, args.phases, args.phase_seconds,
+                                        args.tabs_on)
             browser.close()
     base, live = statistics.median(alone), statistics.median(watched)
     rows = [

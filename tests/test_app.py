@@ -15,6 +15,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from nas_engine.config import preset
 from pages.ui.common import RUNS_DIR_ENV, registry
 from tests.test_viz import write_run
 
@@ -212,6 +213,26 @@ def test_pages_open_runs_from_the_url(app, tmp_path) -> None:
     on_page(at, "pages/lesson.py", run=first.run_id)
     no_failure(at)
     assert any(first.run_id in s.value for s in at.success)
+
+
+def test_lesson_starts_the_cured_twin_on_the_demo_seed(app, tmp_path) -> None:
+    at = app
+    demo = write_run(tmp_path / "runs", "darts", seed=3)
+    at.run()
+    on_page(at, "pages/lesson.py", run=demo.run_id)
+    no_failure(at)
+    button(at, "Start collapse-cured").click().run()
+    no_failure(at)
+    twin = registry().get(at.query_params["cure"])
+    try:
+        assert at.query_params["run"] == demo.run_id
+        assert twin.config.seed == 3
+        assert twin.config.to_dict() == preset("collapse-cured").with_changes(
+            {"seed": 3}).to_dict()
+        assert "5 · Compare" in [h.value for h in at.subheader]
+    finally:
+        twin.stop()
+        assert twin.wait_for(lambda s: not s.is_active, TIMEOUT)
 
 
 def test_unknown_runs_and_failing_figures_give_messages_not_tracebacks(app, tmp_path,
