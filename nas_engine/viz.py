@@ -141,8 +141,6 @@ def alpha_heatmap(point: ArchPoint, ops: Sequence[str], edge_labels: Sequence[st
     colour scale so colours compare across time; raw α is centred on 0."""
     arrays = point.alphas_raw if raw else point.alphas
     cells = list(arrays)
-    fig = make_subplots(rows=1, cols=len(cells), subplot_titles=[cell_title(c) for c in cells],
-                        shared_yaxes=True, horizontal_spacing=0.04)
     if raw:
         reach = max(float(np.abs(a).max()) for a in arrays.values()) or 1.0
         axis: dict[str, Any] = {"colorscale": "RdBu_r", "cmin": -reach, "cmax": reach}
@@ -150,19 +148,33 @@ def alpha_heatmap(point: ArchPoint, ops: Sequence[str], edge_labels: Sequence[st
     else:
         axis = softmax_colour_axis(len(ops))
         what = "softmax weight"
-    for col, cell in enumerate(cells, start=1):
-        fig.add_trace(go.Heatmap(
+    axis["colorbar"] = {**axis.get("colorbar", {}), "title": {"text": what}}
+    # Panels laid out by hand: make_subplots and per-axis updates cost more than everything
+    # else on a live page, and the heatmap is rebuilt at every new record.
+    gap = 0.04
+    width = (1 - gap * (len(cells) - 1)) / len(cells)
+    traces, layout = [], {}
+    for i, cell in enumerate(cells):
+        suffix = "" if i == 0 else str(i + 1)
+        left = i * (width + gap)
+        traces.append(go.Heatmap(
             z=np.asarray(arrays[cell]), x=list(ops), y=list(edge_labels), name=cell,
             coloraxis="coloraxis", texttemplate="%{z:.2f}", textfont={"size": 9},
+            xaxis=f"x{suffix}", yaxis=f"y{suffix}",
             hovertemplate=f"{cell_title(cell)}<br>edge %{{y}}<br>op %{{x}}<br>{what} %{{z:.4f}}"
-                          "<extra></extra>"), row=1, col=col)
-    fig.update_yaxes(autorange="reversed")
-    fig.update_yaxes(title_text="edge (from→to)", row=1, col=1)
-    fig.update_xaxes(tickangle=-40)
-    fig.update_layout(coloraxis=axis, coloraxis_colorbar_title_text=what,
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                      height=140 + 24 * len(edge_labels), font={"family": FONT})
-    return fig
+                          "<extra></extra>"))
+        layout[f"xaxis{suffix}"] = {"domain": [left, left + width], "anchor": f"y{suffix}",
+                                    "tickangle": -40}
+        layout[f"yaxis{suffix}"] = ({"anchor": "x", "autorange": "reversed",
+                                     "title": {"text": "edge (from→to)"}} if i == 0 else
+                                    {"anchor": f"x{suffix}", "matches": "y",
+                                     "showticklabels": False})
+    titles = [{"text": cell_title(c), "x": i * (width + gap) + width / 2, "y": 1.0,
+               "xref": "paper", "yref": "paper", "xanchor": "center", "yanchor": "bottom",
+               "showarrow": False, "font": {"size": 16}} for i, c in enumerate(cells)]
+    return go.Figure(traces, {**layout, "coloraxis": axis, "annotations": titles,
+                              "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+                              "height": 140 + 24 * len(edge_labels), "font": {"family": FONT}})
 
 
 # -- the cell as a graph ---------------------------------------------------------------------
@@ -305,8 +317,6 @@ def loss_curves(snap: Snapshot) -> go.Figure:
     """Loss and accuracy against search steps: batch values at logged steps (thin lines), the
     epoch means and full validation at epoch ends (markers)."""
     steps, epochs = snap.steps, snap.epochs
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=("loss", "accuracy"))
     series = [
         (1, steps, "train_loss", "train (batch)", "#1f77b4", "lines"),
         (1, steps, "val_loss", "val (batch)", "#ff7f0e", "lines"),
@@ -316,20 +326,31 @@ def loss_curves(snap: Snapshot) -> go.Figure:
         (2, epochs, "train_acc", "train acc (epoch mean)", "#1f77b4", "markers"),
         (2, epochs, "val_acc", "val acc (whole split)", "#ff7f0e", "lines+markers"),
     ]
+    traces = []
     for row, view, column, name, colour, mode in series:
         y = getattr(view, column)
         if not np.isfinite(y).any():
             continue
-        fig.add_trace(go.Scatter(
+        suffix = "" if row == 1 else "2"
+        traces.append(go.Scatter(
             x=view.step, y=y, name=name, mode=mode, legendgroup=name,
+            xaxis=f"x{suffix}", yaxis=f"y{suffix}",
             line={"color": colour, "width": 1 if mode == "lines" else 2},
             opacity=0.55 if mode == "lines" else 1.0,
-            hovertemplate=f"{name}<br>step %{{x}}<br>%{{y:.4f}}<extra></extra>"), row=row, col=1)
+            hovertemplate=f"{name}<br>step %{{x}}<br>%{{y:.4f}}<extra></extra>"))
+    # Two stacked panels sharing the step axis, laid out by hand (as in alpha_heatmap: this
+    # figure is rebuilt at every new record).
+    titles = [{"text": text, "x": 0.5, "y": top, "xref": "paper", "yref": "paper",
+               "xanchor": "center", "yanchor": "bottom", "showarrow": False,
+               "font": {"size": 16}} for text, top in (("loss", 1.0), ("accuracy", 0.46))]
+    fig = go.Figure(traces, {
+        "xaxis": {"anchor": "y", "matches": "x2", "showticklabels": False},
+        "yaxis": {"domain": [0.54, 1.0], "anchor": "x"},
+        "xaxis2": {"anchor": "y2", "title": {"text": "search step"}},
+        "yaxis2": {"domain": [0.0, 0.46], "anchor": "x2", "range": [0, 1]},
+        "annotations": titles, "height": 460, "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
+        "legend": {"orientation": "h", "y": -0.15}, "font": {"family": FONT}})
     live_change_marks(fig, snap.live_changes, rows=2)
-    fig.update_xaxes(title_text="search step", row=2, col=1)
-    fig.update_yaxes(range=[0, 1], row=2, col=1)
-    fig.update_layout(height=460, margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                      legend={"orientation": "h", "y": -0.15}, font={"family": FONT})
     return fig
 
 
