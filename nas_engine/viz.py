@@ -135,6 +135,17 @@ def softmax_colour_axis(n_ops: int) -> dict[str, Any]:
             "colorbar": {"tickvals": ticks, "ticktext": [f"{t:.2g}" for t in ticks]}}
 
 
+def _axis(letter: str, panel: int) -> str:
+    """Plotly's name for the axis of panel 1, 2, ...: x, x2, ..."""
+    return letter if panel == 1 else f"{letter}{panel}"
+
+
+def _panel_title(text: str, x: float, y: float) -> dict[str, Any]:
+    """A panel title as make_subplots writes it: centred on `x`, just above `y` (paper)."""
+    return {"text": text, "x": x, "y": y, "xref": "paper", "yref": "paper",
+            "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": {"size": 16}}
+
+
 def alpha_heatmap(point: ArchPoint, ops: Sequence[str], edge_labels: Sequence[str], *,
                   raw: bool = False) -> go.Figure:
     """Edges × ops, one panel per cell type side by side. Softmax weights share a fixed 0..1
@@ -154,24 +165,22 @@ def alpha_heatmap(point: ArchPoint, ops: Sequence[str], edge_labels: Sequence[st
     gap = 0.04
     width = (1 - gap * (len(cells) - 1)) / len(cells)
     traces, layout = [], {}
-    for i, cell in enumerate(cells):
-        suffix = "" if i == 0 else str(i + 1)
-        left = i * (width + gap)
+    for panel, cell in enumerate(cells, start=1):
+        x, y = _axis("x", panel), _axis("y", panel)
+        left = (panel - 1) * (width + gap)
         traces.append(go.Heatmap(
             z=np.asarray(arrays[cell]), x=list(ops), y=list(edge_labels), name=cell,
             coloraxis="coloraxis", texttemplate="%{z:.2f}", textfont={"size": 9},
-            xaxis=f"x{suffix}", yaxis=f"y{suffix}",
+            xaxis=x, yaxis=y,
             hovertemplate=f"{cell_title(cell)}<br>edge %{{y}}<br>op %{{x}}<br>{what} %{{z:.4f}}"
                           "<extra></extra>"))
-        layout[f"xaxis{suffix}"] = {"domain": [left, left + width], "anchor": f"y{suffix}",
-                                    "tickangle": -40}
-        layout[f"yaxis{suffix}"] = ({"anchor": "x", "autorange": "reversed",
-                                     "title": {"text": "edge (from→to)"}} if i == 0 else
-                                    {"anchor": f"x{suffix}", "matches": "y",
-                                     "showticklabels": False})
-    titles = [{"text": cell_title(c), "x": i * (width + gap) + width / 2, "y": 1.0,
-               "xref": "paper", "yref": "paper", "xanchor": "center", "yanchor": "bottom",
-               "showarrow": False, "font": {"size": 16}} for i, c in enumerate(cells)]
+        layout[f"xaxis{x[1:]}"] = {"domain": [left, left + width], "anchor": y,
+                                   "tickangle": -40}
+        layout[f"yaxis{y[1:]}"] = ({"anchor": "x", "autorange": "reversed",
+                                    "title": {"text": "edge (from→to)"}} if panel == 1 else
+                                   {"anchor": x, "matches": "y", "showticklabels": False})
+    titles = [_panel_title(cell_title(c), i * (width + gap) + width / 2, 1.0)
+              for i, c in enumerate(cells)]
     return go.Figure(traces, {**layout, "coloraxis": axis, "annotations": titles,
                               "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
                               "height": 140 + 24 * len(edge_labels), "font": {"family": FONT}})
@@ -299,12 +308,9 @@ def live_change_marks(fig: go.Figure, changes: Sequence[Mapping[str, Any]], rows
     if not changes:
         return
 
-    def axis(letter: str, row: int) -> str:
-        return letter if row == 1 else f"{letter}{row}"
-
     line = {"dash": "dot", "color": "#ff7f0e", "width": 1}
     shapes = [{"type": "line", "x0": c["step"], "x1": c["step"], "y0": 0, "y1": 1, "line": line,
-               "xref": axis("x", row), "yref": f"{axis('y', row)} domain"}
+               "xref": _axis("x", row), "yref": f"{_axis('y', row)} domain"}
               for c in changes for row in range(1, rows + 1)]
     notes = [{"x": c["step"], "y": 1, "xref": "x", "yref": "y domain", "text": _vline_label(c),
               "showarrow": False, "textangle": -90, "xanchor": "right", "yanchor": "top",
@@ -331,18 +337,15 @@ def loss_curves(snap: Snapshot) -> go.Figure:
         y = getattr(view, column)
         if not np.isfinite(y).any():
             continue
-        suffix = "" if row == 1 else "2"
         traces.append(go.Scatter(
             x=view.step, y=y, name=name, mode=mode, legendgroup=name,
-            xaxis=f"x{suffix}", yaxis=f"y{suffix}",
+            xaxis=_axis("x", row), yaxis=_axis("y", row),
             line={"color": colour, "width": 1 if mode == "lines" else 2},
             opacity=0.55 if mode == "lines" else 1.0,
             hovertemplate=f"{name}<br>step %{{x}}<br>%{{y:.4f}}<extra></extra>"))
     # Two stacked panels sharing the step axis, laid out by hand (as in alpha_heatmap: this
     # figure is rebuilt at every new record).
-    titles = [{"text": text, "x": 0.5, "y": top, "xref": "paper", "yref": "paper",
-               "xanchor": "center", "yanchor": "bottom", "showarrow": False,
-               "font": {"size": 16}} for text, top in (("loss", 1.0), ("accuracy", 0.46))]
+    titles = [_panel_title("loss", 0.5, 1.0), _panel_title("accuracy", 0.5, 0.46)]
     fig = go.Figure(traces, {
         "xaxis": {"anchor": "y", "matches": "x2", "showticklabels": False},
         "yaxis": {"domain": [0.54, 1.0], "anchor": "x"},
