@@ -1,8 +1,10 @@
 """Figures and DOT sources of a search, from snapshots and run folders.
 
 Pure functions (no streamlit) so that the app, a notebook and the tests draw the same pictures:
-plotly figures for heatmaps and curves, `graphviz.Digraph` for cells (rendered by the browser,
-so no `dot` binary is needed except for an SVG file export), and plain text for exports.
+Vega-Lite specs (plain dicts, data included) for the two charts a live run redraws at every
+record, the α heatmap and the loss curves; plotly figures for the others; `graphviz.Digraph`
+for cells (rendered by the browser, so no `dot` binary is needed except for an SVG file
+export); plain text for exports.
 """
 
 from __future__ import annotations
@@ -123,67 +125,69 @@ def space_edges(snap: Snapshot) -> list[Edge]:
 
 
 # -- α heatmap -------------------------------------------------------------------------------
-def softmax_colour_axis(n_ops: int) -> dict[str, Any]:
+def softmax_colour_scale(n_ops: int) -> dict[str, Any]:
     """A fixed 0..1 scale, white at the uniform weight 1/n: blue below it (losing), reds at 2,
     4 times it and at 1 (winning). Small early moves show, and colours compare over time."""
     u = 1.0 / max(n_ops, 1)
-    stops = [(0.0, "#2c7bb6"), (u, "#f7f7f7"), (2 * u, "#fdae61"), (4 * u, "#d7191c"),
-             (1.0, "#67000d")]
-    scale = [[x, c] for x, c in stops if x < 1.0] + [[1.0, "#67000d"]]
-    ticks = sorted({0.0, u, *(x for x, _ in stops if x < 1.0), 1.0})
-    return {"colorscale": scale, "cmin": 0.0, "cmax": 1.0,
-            "colorbar": {"tickvals": ticks, "ticktext": [f"{t:.2g}" for t in ticks]}}
-
-
-def _axis(letter: str, panel: int) -> str:
-    """Plotly's name for the axis of panel 1, 2, ...: x, x2, ..."""
-    return letter if panel == 1 else f"{letter}{panel}"
-
-
-def _panel_title(text: str, x: float, y: float) -> dict[str, Any]:
-    """A panel title as make_subplots writes it: centred on `x`, just above `y` (paper)."""
-    return {"text": text, "x": x, "y": y, "xref": "paper", "yref": "paper",
-            "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": {"size": 16}}
+    stops = [(x, c) for x, c in ((0.0, "#2c7bb6"), (u, "#f7f7f7"), (2 * u, "#fdae61"),
+                                 (4 * u, "#d7191c")) if x < 1.0] + [(1.0, "#67000d")]
+    return {"type": "linear", "domain": [x for x, _ in stops], "range": [c for _, c in stops],
+            "clamp": True}
 
 
 def alpha_heatmap(point: ArchPoint, ops: Sequence[str], edge_labels: Sequence[str], *,
-                  raw: bool = False) -> go.Figure:
-    """Edges × ops, one panel per cell type side by side. Softmax weights share a fixed 0..1
-    colour scale so colours compare across time; raw α is centred on 0."""
-    arrays = point.alphas_raw if raw else point.alphas
-    cells = list(arrays)
+                  raw: bool = False) -> dict[str, Any]:
+    """Edges × ops, one panel per cell type side by side, as a Vega-Lite spec whose numbers
+    sit in its dataset `alpha` (cell, edge, op, value). Softmax weights share a fixed 0..1
+    colour scale so colours compare across time; raw α is centred on 0.
+
+    Vega-Lite, where the other figures are plotly: Streamlit puts a new dataset into the chart
+    already on the page when only the data changed, while a changed plotly figure is drawn
+    again from nothing. This chart changes at every record of a live run (measured: the browser
+    spent ~80 ms/s per live tab on the plotly heatmap, ~30 on this one)."""
+    arrays = {c: np.asarray(a, dtype=float) for c, a in
+              (point.alphas_raw if raw else point.alphas).items()}
     if raw:
         reach = max(float(np.abs(a).max()) for a in arrays.values()) or 1.0
-        axis: dict[str, Any] = {"colorscale": "RdBu_r", "cmin": -reach, "cmax": reach}
+        colour: dict[str, Any] = {"scheme": "redblue", "reverse": True, "domainMid": 0}
+        dark = {c: np.abs(a) > 0.6 * reach for c, a in arrays.items()}
         what = "α"
     else:
-        axis = softmax_colour_axis(len(ops))
+        colour = softmax_colour_scale(len(ops))
+        u = 1.0 / max(len(ops), 1)
+        dark = {c: (a > 3 * u) | (a < u / 4) for c, a in arrays.items()}
         what = "softmax weight"
-    axis["colorbar"] = {**axis.get("colorbar", {}), "title": {"text": what}}
-    # Panels laid out by hand: make_subplots and per-axis updates cost more than everything
-    # else on a live page, and the heatmap is rebuilt at every new record.
-    gap = 0.04
-    width = (1 - gap * (len(cells) - 1)) / len(cells)
-    traces, layout = [], {}
-    for panel, cell in enumerate(cells, start=1):
-        x, y = _axis("x", panel), _axis("y", panel)
-        left = (panel - 1) * (width + gap)
-        traces.append(go.Heatmap(
-            z=np.asarray(arrays[cell]), x=list(ops), y=list(edge_labels), name=cell,
-            coloraxis="coloraxis", texttemplate="%{z:.2f}", textfont={"size": 9},
-            xaxis=x, yaxis=y,
-            hovertemplate=f"{cell_title(cell)}<br>edge %{{y}}<br>op %{{x}}<br>{what} %{{z:.4f}}"
-                          "<extra></extra>"))
-        layout[f"xaxis{x[1:]}"] = {"domain": [left, left + width], "anchor": y,
-                                   "tickangle": -40}
-        layout[f"yaxis{y[1:]}"] = ({"anchor": "x", "autorange": "reversed",
-                                    "title": {"text": "edge (from→to)"}} if panel == 1 else
-                                   {"anchor": x, "matches": "y", "showticklabels": False})
-    titles = [_panel_title(cell_title(c), i * (width + gap) + width / 2, 1.0)
-              for i, c in enumerate(cells)]
-    return go.Figure(traces, {**layout, "coloraxis": axis, "annotations": titles,
-                              "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
-                              "height": 140 + 24 * len(edge_labels), "font": {"family": FONT}})
+    n_edges, n_ops = len(edge_labels), len(ops)
+    titles = [cell_title(c) for c in arrays]
+    data: dict[str, list[Any]] = {"cell": [], "edge": [], "op": [], "value": [], "dark": []}
+    for cell, title in zip(arrays, titles):
+        data["cell"] += [title] * (n_edges * n_ops)
+        data["edge"] += [e for e in edge_labels for _ in ops]
+        data["op"] += list(ops) * n_edges
+        data["value"] += arrays[cell].ravel().tolist()
+        data["dark"] += dark[cell].ravel().tolist()
+    position = {
+        "x": {"field": "op", "type": "nominal", "sort": list(ops), "title": None,
+              "axis": {"labelAngle": -45, "labelOverlap": False}},
+        "y": {"field": "edge", "type": "nominal", "sort": list(edge_labels),
+              "title": "edge (from→to)"}}
+    legend = {"title": what} if raw else {"title": what, "values": colour["domain"],
+                                          "format": ".2g"}
+    return {
+        "datasets": {"alpha": data}, "data": {"name": "alpha"},
+        "facet": {"column": {"field": "cell", "type": "nominal", "sort": titles, "title": None,
+                             "header": {"labelFontSize": 14}}},
+        "spec": {"width": {"step": 30}, "height": {"step": 20}, "encoding": position, "layer": [
+            {"mark": "rect", "encoding": {
+                "color": {"field": "value", "type": "quantitative", "scale": colour,
+                          "legend": legend},
+                "tooltip": [{"field": "cell"}, {"field": "edge"}, {"field": "op"},
+                            {"field": "value", "title": what, "format": ".4f"}]}},
+            {"mark": {"type": "text", "fontSize": 9}, "encoding": {
+                "text": {"field": "value", "format": ".2f"},
+                "color": {"condition": {"test": "datum.dark", "value": "white"},
+                          "value": "black"}}}]},
+    }
 
 
 # -- the cell as a graph ---------------------------------------------------------------------
@@ -296,65 +300,81 @@ def svg_of(graph: graphviz.Digraph) -> bytes | None:
 
 
 # -- curves ----------------------------------------------------------------------------------
-def _vline_label(change: Mapping[str, Any]) -> str:
+def _change_label(change: Mapping[str, Any]) -> str:
     previous = change.get("previous")
     before = "" if previous is None else f"{previous:g} → "
     return f"{change['name']} {before}{change['value']:g}"
 
 
-def live_change_marks(fig: go.Figure, changes: Sequence[Mapping[str, Any]], rows: int) -> None:
-    """Vertical dotted lines where a live parameter changed (in each of `rows` stacked panels),
-    labelled in the top one. Written as layout shapes at once: `add_vline` per line is slow."""
-    if not changes:
-        return
-
-    line = {"dash": "dot", "color": "#ff7f0e", "width": 1}
-    shapes = [{"type": "line", "x0": c["step"], "x1": c["step"], "y0": 0, "y1": 1, "line": line,
-               "xref": _axis("x", row), "yref": f"{_axis('y', row)} domain"}
-              for c in changes for row in range(1, rows + 1)]
-    notes = [{"x": c["step"], "y": 1, "xref": "x", "yref": "y domain", "text": _vline_label(c),
-              "showarrow": False, "textangle": -90, "xanchor": "right", "yanchor": "top",
-              "font": {"size": 10, "color": "#ff7f0e"}} for c in changes]
-    fig.update_layout(shapes=[*fig.layout.shapes, *shapes],
-                      annotations=[*fig.layout.annotations, *notes])
+# (panel, view, column, series, colour, mark): "line" for batches at logged steps.
+_CURVES = (
+    ("loss", "steps", "train_loss", "train (batch)", "#1f77b4", "line"),
+    ("loss", "steps", "val_loss", "val (batch)", "#ff7f0e", "line"),
+    ("loss", "epochs", "train_loss", "train (epoch mean)", "#1f77b4", "point"),
+    ("loss", "epochs", "val_loss", "val (whole split)", "#ff7f0e", "both"),
+    ("accuracy", "steps", "train_acc", "train acc (batch)", "#1f77b4", "line"),
+    ("accuracy", "epochs", "train_acc", "train acc (epoch mean)", "#1f77b4", "point"),
+    ("accuracy", "epochs", "val_acc", "val acc (whole split)", "#ff7f0e", "both"),
+)
 
 
-def loss_curves(snap: Snapshot) -> go.Figure:
-    """Loss and accuracy against search steps: batch values at logged steps (thin lines), the
-    epoch means and full validation at epoch ends (markers)."""
-    steps, epochs = snap.steps, snap.epochs
-    series = [
-        (1, steps, "train_loss", "train (batch)", "#1f77b4", "lines"),
-        (1, steps, "val_loss", "val (batch)", "#ff7f0e", "lines"),
-        (1, epochs, "train_loss", "train (epoch mean)", "#1f77b4", "markers"),
-        (1, epochs, "val_loss", "val (whole split)", "#ff7f0e", "lines+markers"),
-        (2, steps, "train_acc", "train acc (batch)", "#1f77b4", "lines"),
-        (2, epochs, "train_acc", "train acc (epoch mean)", "#1f77b4", "markers"),
-        (2, epochs, "val_acc", "val acc (whole split)", "#ff7f0e", "lines+markers"),
-    ]
-    traces = []
-    for row, view, column, name, colour, mode in series:
-        y = getattr(view, column)
-        if not np.isfinite(y).any():
-            continue
-        traces.append(go.Scatter(
-            x=view.step, y=y, name=name, mode=mode, legendgroup=name,
-            xaxis=_axis("x", row), yaxis=_axis("y", row),
-            line={"color": colour, "width": 1 if mode == "lines" else 2},
-            opacity=0.55 if mode == "lines" else 1.0,
-            hovertemplate=f"{name}<br>step %{{x}}<br>%{{y:.4f}}<extra></extra>"))
-    # Two stacked panels sharing the step axis, laid out by hand (as in alpha_heatmap: this
-    # figure is rebuilt at every new record).
-    titles = [_panel_title("loss", 0.5, 1.0), _panel_title("accuracy", 0.5, 0.46)]
-    fig = go.Figure(traces, {
-        "xaxis": {"anchor": "y", "matches": "x2", "showticklabels": False},
-        "yaxis": {"domain": [0.54, 1.0], "anchor": "x"},
-        "xaxis2": {"anchor": "y2", "title": {"text": "search step"}},
-        "yaxis2": {"domain": [0.0, 0.46], "anchor": "x2", "range": [0, 1]},
-        "annotations": titles, "height": 460, "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
-        "legend": {"orientation": "h", "y": -0.15}, "font": {"family": FONT}})
-    live_change_marks(fig, snap.live_changes, rows=2)
-    return fig
+def loss_curves(snap: Snapshot) -> list[dict[str, Any]]:
+    """Loss, then accuracy, against search steps: one Vega-Lite spec per panel (data in the
+    datasets `curves` and `changes`, for the reason alpha_heatmap gives; two charts because
+    Vega-Lite cannot stretch stacked views to the page). Batch values at logged steps are thin
+    lines, epoch means and full validation at epoch ends markers, and dotted vertical marks,
+    labelled on the loss panel, show where a live parameter changed."""
+    changes = snap.live_changes
+    specs = []
+    for panel in ("loss", "accuracy"):
+        rows = [c for c in _CURVES if c[0] == panel]
+        data: dict[str, list[Any]] = {"step": [], "value": [], "series": [], "mark": []}
+        for _, view_name, column, series, _, mark in rows:
+            view = getattr(snap, view_name)
+            y = np.asarray(getattr(view, column), dtype=float)
+            keep = np.isfinite(y)
+            data["step"] += np.asarray(view.step)[keep].astype(int).tolist()
+            data["value"] += y[keep].tolist()
+            data["series"] += [series] * int(keep.sum())
+            data["mark"] += [mark] * int(keep.sum())
+        x = {"field": "step", "type": "quantitative", "title": "search step",
+             "axis": {"format": "d", "tickMinStep": 1}}
+        y = {"field": "value", "type": "quantitative", "title": panel,
+             **({"scale": {"domain": [0, 1]}} if panel == "accuracy" else {})}
+        colour = {"field": "series", "type": "nominal", "title": None,
+                  "scale": {"domain": [r[3] for r in rows], "range": [r[4] for r in rows]},
+                  "legend": {"orient": "bottom"}}
+        batch = {"test": "datum.mark == 'line'"}
+        layers: list[dict[str, Any]] = [
+            {"transform": [{"filter": "datum.mark != 'point'"}], "mark": "line",
+             "encoding": {"x": x, "y": y, "color": colour,
+                          "strokeWidth": {"condition": {**batch, "value": 1}, "value": 2},
+                          "opacity": {"condition": {**batch, "value": 0.55}, "value": 1}}},
+            # every logged value answers the pointer; only epoch values show a marker
+            {"mark": {"type": "point", "filled": True, "size": 40},
+             "encoding": {"x": x, "y": y, "color": colour,
+                          "opacity": {"condition": {**batch, "value": 0}, "value": 1},
+                          "tooltip": [{"field": "series"}, {"field": "step"},
+                                      {"field": "value", "format": ".4f"}]}}]
+        spec: dict[str, Any] = {"datasets": {"curves": data}, "data": {"name": "curves"},
+                                "width": "container", "height": 170, "layer": layers,
+                                "autosize": {"type": "fit-x", "contains": "padding"}}
+        if changes:
+            spec["datasets"]["changes"] = {"step": [int(c["step"]) for c in changes],
+                                           "label": [_change_label(c) for c in changes]}
+            at = {"field": "step", "type": "quantitative"}
+            layers.append({"data": {"name": "changes"},
+                           "mark": {"type": "rule", "strokeDash": [2, 2], "color": "#ff7f0e"},
+                           "encoding": {"x": at, "tooltip": [{"field": "label"}]}})
+            if panel == "loss":
+                layers.append({"data": {"name": "changes"},
+                               "mark": {"type": "text", "angle": 270, "align": "right",
+                                        "baseline": "bottom", "dx": -4, "fontSize": 10,
+                                        "color": "#ff7f0e"},
+                               "encoding": {"x": at, "y": {"value": 0},
+                                            "text": {"field": "label"}}})
+        specs.append(spec)
+    return specs
 
 
 # -- collapse inspector ----------------------------------------------------------------------

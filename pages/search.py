@@ -17,7 +17,7 @@ from nas_engine.live import LIVE_PARAMETERS
 from nas_engine.regularizers import REGULARIZERS
 from nas_engine.spaces import make_space
 from pages.ui import common
-from pages.ui.panels import PLOTLY_CONFIG
+from pages.ui.panels import vega_chart
 
 DEFAULTS = "(defaults)"
 KEY = "cfg:"  # prefix of every widget key on this page (cleared when the preset changes)
@@ -198,9 +198,8 @@ def preview(config: SearchConfig) -> None:
     st.markdown(f"**The α heatmap of this search** starts flat: {rows} edges × {len(ops)} ops "
                 f"per cell type, every op at 1/{len(ops)}.")
     labels = make_space(config).edge_labels()
-    st.plotly_chart(common.memo("search:preview", (config.space, *ops),
-                                lambda: viz.alpha_heatmap(point, ops, labels)),
-                    key="preview", config=PLOTLY_CONFIG)
+    vega_chart(common.memo("search:preview", (config.space, *ops),
+                           lambda: viz.alpha_heatmap(point, ops, labels)), key="preview")
 
 
 def _reset_fields() -> None:

@@ -75,19 +75,43 @@ def nb201(tmp_path_factory):
     return write_run(tmp_path_factory.mktemp("runs"), "nb201").snapshot()
 
 
+def heatmap_arrays(alpha: dict[str, list]) -> dict[str, np.ndarray]:
+    """The heatmap's dataset (cell, edge, op, value columns) back as an edges × ops array per
+    cell type, rows and columns in the order the chart sorts them."""
+    cells = list(dict.fromkeys(alpha["cell"]))
+    edges, ops = list(dict.fromkeys(alpha["edge"])), list(dict.fromkeys(alpha["op"]))
+    values = np.full((len(cells), len(edges), len(ops)), np.nan)
+    for cell, edge, op, value in zip(alpha["cell"], alpha["edge"], alpha["op"], alpha["value"]):
+        values[cells.index(cell), edges.index(edge), ops.index(op)] = value
+    return {cell.removesuffix(" cell"): v for cell, v in zip(cells, values)}
+
+
 def test_heatmap_holds_the_snapshots_alpha_edges_by_ops(darts) -> None:
     point = viz.latest_point(darts)
     assert point.step == darts.latest["step"] == 12
+    specs = []
     for raw, source in ((False, darts.latest["alphas"]), (True, darts.latest["alphas_raw"])):
-        fig = viz.alpha_heatmap(point, darts.config.ops, darts.edge_labels, raw=raw)
-        assert [t.name for t in fig.data] == ["normal", "reduce"]
-        for trace in fig.data:
-            z = np.asarray(trace.z)
-            assert z.shape == (14, 8)
-            np.testing.assert_allclose(z, np.asarray(source[trace.name]))
-            assert list(trace.x) == darts.config.ops and list(trace.y) == list(darts.edge_labels)
-            assert "edge %{y}" in trace.hovertemplate and "op %{x}" in trace.hovertemplate
-    np.testing.assert_allclose(np.asarray(fig.data[0].z), darts.epochs.alphas_raw["normal"][-1])
+        spec = viz.alpha_heatmap(point, darts.config.ops, darts.edge_labels, raw=raw)
+        alpha = spec["datasets"]["alpha"]
+        assert len(alpha["value"]) == 2 * 14 * 8
+        z = heatmap_arrays(alpha)
+        assert list(z) == ["normal", "reduce"]
+        for cell, values in z.items():
+            np.testing.assert_allclose(values, np.asarray(source[cell]))
+        inner = spec["spec"]
+        assert inner["encoding"]["x"]["sort"] == darts.config.ops
+        assert inner["encoding"]["y"]["sort"] == list(darts.edge_labels)
+        assert [t["field"] for t in inner["layer"][0]["encoding"]["tooltip"]] == [
+            "cell", "edge", "op", "value"]
+        specs.append({k: v for k, v in spec.items() if k != "datasets"})
+    np.testing.assert_allclose(z["normal"], darts.epochs.alphas_raw["normal"][-1])
+    # The spec apart from its data stays the same from record to record, so the browser swaps
+    # the numbers in instead of drawing the chart anew.
+    earlier = viz.recorded_points(darts)[0]
+    again = viz.alpha_heatmap(earlier, darts.config.ops, darts.edge_labels)
+    assert json.dumps({k: v for k, v in again.items() if k != "datasets"}) == json.dumps(specs[0])
+    assert again["datasets"] != viz.alpha_heatmap(point, darts.config.ops,
+                                                  darts.edge_labels)["datasets"]
 
 
 def test_uniform_point_has_the_spaces_shape() -> None:
@@ -99,10 +123,11 @@ def test_uniform_point_has_the_spaces_shape() -> None:
 
 
 def test_softmax_colours_are_fixed_and_white_at_uniform() -> None:
-    axis = viz.softmax_colour_axis(8)
-    assert (axis["cmin"], axis["cmax"]) == (0.0, 1.0)
-    assert [0.125, "#f7f7f7"] in axis["colorscale"]
-    assert axis["colorscale"][-1] == [1.0, "#67000d"]
+    scale = viz.softmax_colour_scale(8)
+    assert scale["domain"] == [0.0, 0.125, 0.25, 0.5, 1.0]
+    assert scale["range"][1] == "#f7f7f7" and scale["range"][-1] == "#67000d"
+    assert viz.softmax_colour_scale(3)["domain"] == pytest.approx([0, 1 / 3, 2 / 3, 1])
+    assert viz.softmax_colour_scale(1)["domain"] == [0.0, 1.0]  # strictly increasing
 
 
 def test_recorded_points_merge_steps_and_epochs(darts) -> None:
@@ -213,12 +238,23 @@ def test_genotype_timeline_names_each_kept_edges_op_per_epoch(darts) -> None:
 
 
 def test_loss_curves_mark_live_changes(darts) -> None:
-    fig = viz.loss_curves(darts)
+    loss, accuracy = viz.loss_curves(darts)
     assert len(darts.live_changes) == 1
-    assert [s.x0 for s in fig.layout.shapes] == [6, 6]  # the change's first step, both panels
-    assert any("alpha_lr 0.0003 → 0.01" == a.text for a in fig.layout.annotations)
-    val = next(t for t in fig.data if t.name == "val acc (whole split)")
-    np.testing.assert_allclose(val.y, darts.epochs.val_acc)
+    for spec in (loss, accuracy):
+        assert spec["datasets"]["changes"] == {"step": [6], "label": ["alpha_lr 0.0003 → 0.01"]}
+    assert [layer["mark"] if isinstance(layer["mark"], str) else layer["mark"]["type"]
+            for layer in loss["layer"]] == ["line", "point", "rule", "text"]
+    assert len(accuracy["layer"]) == 3  # the label only once, on the loss panel
+    curves = accuracy["datasets"]["curves"]
+    val = [(s, v) for s, v, n in zip(curves["step"], curves["value"], curves["series"])
+           if n == "val acc (whole split)"]
+    assert [s for s, _ in val] == list(darts.epochs.step)
+    np.testing.assert_allclose([v for _, v in val], darts.epochs.val_acc)
+    curves = loss["datasets"]["curves"]
+    batches = [v for v, n in zip(curves["value"], curves["series"]) if n == "train (batch)"]
+    np.testing.assert_allclose(batches, darts.steps.train_loss)
+    assert np.all(np.isfinite(curves["value"]))
+    json.dumps([loss, accuracy])  # what Streamlit sends: plain JSON, no numpy values
 
 
 def test_metrics_csv_has_one_row_per_record(darts) -> None:

@@ -17,6 +17,15 @@ from pages.ui.common import guarded, memo
 from pages.ui.teaching import explain
 
 PLOTLY_CONFIG = {"displaylogo": False}
+
+
+def vega_chart(*specs: dict[str, Any], key: str) -> None:
+    """Vega-Lite specs from viz, one under the other in a container keyed `key` (the browser
+    test finds it by that). Their datasets travel apart from the specs, so while a spec stays
+    the same the browser swaps the new numbers into the chart it has."""
+    with st.container(key=key):
+        for spec in specs:
+            st.vega_lite_chart(spec=spec)
 STATE_ICONS = {"created": "hourglass_empty", "running": "play_circle", "paused": "pause_circle",
                "finished": "check_circle", "stopped": "stop_circle", "failed": "error",
                "interrupted": "warning"}
@@ -32,7 +41,7 @@ def arch_panel(snap: Snapshot, point: viz.ArchPoint, key: str) -> None:
     stamp = (snap.run_id, point.step, point.kind, raw)
     heatmap = memo(f"{key}:heatmap", stamp,
                    lambda: viz.alpha_heatmap(point, ops, labels, raw=raw))
-    st.plotly_chart(heatmap, key=f"{key}-heatmap", config=PLOTLY_CONFIG)
+    vega_chart(heatmap, key=f"{key}-heatmap")
     explain("heatmap")
     cells = list(point.alphas)
     cell = st.radio("cell graph", cells, horizontal=True, key=f"{key}:cell",
@@ -49,8 +58,7 @@ def curves_panel(snap: Snapshot, key: str) -> None:
         st.info("The curves start at the first logged step.")
         return
     stamp = (snap.run_id, len(snap.steps), len(snap.epochs), len(snap.live_changes))
-    st.plotly_chart(memo(f"{key}:curves", stamp, lambda: viz.loss_curves(snap)),
-                    key=f"{key}-curves", config=PLOTLY_CONFIG)
+    vega_chart(*memo(f"{key}:curves", stamp, lambda: viz.loss_curves(snap)), key=f"{key}-curves")
     explain("curves")
 
 
