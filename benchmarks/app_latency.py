@@ -39,7 +39,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-HEATMAP = ".st-key-live-heatmap svg.marks"  # the live view's α heatmap, drawn by Vega
+HEATMAP = ".st-key-live-heatmap canvas"  # the live view's α heatmap, drawn by Vega
 
 
 def free_port() -> int:

@@ -51,6 +51,9 @@ DAG_WEIGHT_STEP = 0.05  # α as the cell graph shows it (see cell_dag)
 CELL_COLOURS = ("#253494", "#7b3294")  # normal / reduce (or NB201's one cell)
 RUN_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")  # runs side by side
 FONT = "Helvetica"
+# Vega-Lite charts draw on a canvas: redrawing one is cheaper for a browser than updating the
+# hundreds of SVG nodes of a heatmap (Streamlit reads the renderer from the spec's usermeta).
+ON_CANVAS = {"usermeta": {"embedOptions": {"renderer": "canvas"}}}
 
 
 def op_colour(op: str) -> str:
@@ -174,7 +177,7 @@ def alpha_heatmap(point: ArchPoint, ops: Sequence[str], edge_labels: Sequence[st
     legend = {"title": what} if raw else {"title": what, "values": colour["domain"],
                                           "format": ".2g"}
     return {
-        "datasets": {"alpha": data}, "data": {"name": "alpha"},
+        **ON_CANVAS, "datasets": {"alpha": data}, "data": {"name": "alpha"},
         "facet": {"column": {"field": "cell", "type": "nominal", "sort": titles, "title": None,
                              "header": {"labelFontSize": 14}}},
         "spec": {"width": {"step": 30}, "height": {"step": 20}, "encoding": position, "layer": [
@@ -356,9 +359,10 @@ def loss_curves(snap: Snapshot) -> list[dict[str, Any]]:
                           "opacity": {"condition": {**batch, "value": 0}, "value": 1},
                           "tooltip": [{"field": "series"}, {"field": "step"},
                                       {"field": "value", "format": ".4f"}]}}]
-        spec: dict[str, Any] = {"datasets": {"curves": data}, "data": {"name": "curves"},
-                                "width": "container", "height": 170, "layer": layers,
-                                "autosize": {"type": "fit-x", "contains": "padding"}}
+        spec: dict[str, Any] = {
+            **ON_CANVAS, "datasets": {"curves": data}, "data": {"name": "curves"},
+            "width": "container", "height": 170, "layer": layers,
+            "autosize": {"type": "fit-x", "contains": "padding"}}
         if changes:
             spec["datasets"]["changes"] = {"step": [int(c["step"]) for c in changes],
                                            "label": [_change_label(c) for c in changes]}
