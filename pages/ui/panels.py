@@ -17,6 +17,9 @@ from pages.ui.common import guarded, memo
 from pages.ui.teaching import explain
 
 PLOTLY_CONFIG = {"displaylogo": False}
+STATE_ICONS = {"created": "hourglass_empty", "running": "play_circle", "paused": "pause_circle",
+               "finished": "check_circle", "stopped": "stop_circle", "failed": "error",
+               "interrupted": "warning"}
 
 
 def vega_chart(*specs: dict[str, Any], key: str) -> None:
@@ -26,9 +29,6 @@ def vega_chart(*specs: dict[str, Any], key: str) -> None:
     with st.container(key=key):
         for spec in specs:
             st.vega_lite_chart(spec=spec)
-STATE_ICONS = {"created": "hourglass_empty", "running": "play_circle", "paused": "pause_circle",
-               "finished": "check_circle", "stopped": "stop_circle", "failed": "error",
-               "interrupted": "warning"}
 
 
 @guarded("The α heatmap and the cell graphs could not be drawn")
