@@ -6,7 +6,9 @@ preset as the Search page fills it. Throughput phases alternate (no tab, two tab
 no tab) on one long run so machine noise hits both; a phase's rate counts only intervals between
 step records within one epoch, so epoch-end evaluations do not blur it. The loss is the median
 over watched phases of each one against the mean of the two unwatched phases around it, so a
-slow drift of the shared machine's speed cancels.
+slow drift of the shared machine's speed cancels. Each phase also reports the search thread's
+share of wall time on a CPU (and waiting for one), from Linux's schedstat: steadier than steps
+per second on a shared machine, it shows what the tabs take from the search.
 Targets: first heatmap <= 3 s on 2 CPU cores; watching costs <= 5 % of throughput.
 
     .venv/bin/python benchmarks/app_latency.py [--starts 3] [--phases 3] [--phase-seconds 30]
@@ -173,16 +175,59 @@ def chromium_cpu() -> float:
     return total
 
 
+def server_pid(url: str) -> int:
+    """The `streamlit run` process serving `url` (found by its port, from /proc)."""
+    port = url.rsplit(":", 1)[1].encode()
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"streamlit" in args and b"--server.port" in args and port in args:
+            return int(proc.name)
+    raise RuntimeError(f"no streamlit process serves {url}")
+
+
+def thread_schedstats(pid: int) -> dict[str, tuple[float, float]]:
+    """Per thread of `pid`: seconds on a CPU and seconds runnable but waiting for one, so far
+    (Linux /proc/PID/task/TID/schedstat)."""
+    stats = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            on_cpu, waiting, _ = (task / "schedstat").read_text().split()
+        except (OSError, ValueError):
+            continue
+        stats[task.name] = (int(on_cpu) / 1e9, int(waiting) / 1e9)
+    return stats
+
+
+def search_thread_shares(before: dict[str, tuple[float, float]],
+                         after: dict[str, tuple[float, float]], seconds: float
+                         ) -> tuple[float, float]:
+    """Of `seconds` of wall time, the shares the search thread (the server's busiest) spent on
+    a CPU and waiting for one; the rest it slept (the GIL, I/O). Steady where steps per
+    second drift with the shared machine, so they show a browser's cost more plainly."""
+    deltas = {tid: (cpu - before.get(tid, (0.0, 0.0))[0], wait - before.get(tid, (0.0, 0.0))[1])
+              for tid, (cpu, wait) in after.items()}
+    on_cpu, waiting = max(deltas.values())
+    return on_cpu / seconds, waiting / seconds
+
+
 def throughput(browser: Browser, url: str, runs_dir: Path, phases: int, seconds: float,
-               tabs_on: str = "live") -> tuple[list[float], list[float]]:
+               tabs_on: str = "live"
+               ) -> tuple[list[float], list[float], dict[int, list[float]]]:
+    """Steps per second of each unwatched and each watched phase, and the search thread's
+    on-CPU share in each phase by number of tabs."""
     page = browser.new_page()
     run_id, _ = start_from_search_page(page, url, epochs=200)
     page.close()
     metrics = runs_dir / run_id / "metrics.jsonl"
+    pid = server_pid(url)
     time.sleep(5)  # past the first records
     offset = time.monotonic() - search_time(metrics)
     alone: list[float] = []
     watched: list[float] = []
+    on_cpu_shares: dict[int, list[float]] = {0: [], 2: []}
     rounds = [((0, alone), (2, watched))] * phases + [((0, alone),)]
     for round_ in rounds:
         for tabs, rates in round_:
@@ -191,16 +236,19 @@ def throughput(browser: Browser, url: str, runs_dir: Path, phases: int, seconds:
                 p.goto(f"{url}/{tabs_on}?run={run_id}")
             time.sleep(6)  # let the tabs load (a first page costs seconds of CPU) before counting
             begin = time.monotonic() - offset
-            browser_cpu = chromium_cpu()
+            browser_cpu, threads = chromium_cpu(), thread_schedstats(pid)
             time.sleep(seconds)
             end = time.monotonic() - offset
+            on_cpu, waiting = search_thread_shares(threads, thread_schedstats(pid), end - begin)
+            on_cpu_shares[tabs].append(on_cpu)
             print(f"  {tabs} tabs: chromium used {(chromium_cpu() - browser_cpu) / seconds:.2f} "
-                  "cores", flush=True)
+                  f"cores; the search thread was on a CPU {on_cpu:.3f} of the time, waited for "
+                  f"one {waiting:.3f}", flush=True)
             time.sleep(3)  # records of the phase's last steps arrive
             rates.append(phase_rate(metrics, begin, end))
             for p in pages:
                 p.close()
-    return alone, watched
+    return alone, watched, on_cpu_shares
 
 
 def main() -> None:
@@ -232,8 +280,8 @@ def main() -> None:
                 latencies.append(took)
                 stop_run(page)
             page.close()
-            alone, watched = throughput(browser, url, runs_dir, args.phases, args.phase_seconds,
-                                        args.tabs_on)
+            alone, watched, on_cpu = throughput(browser, url, runs_dir, args.phases,
+                                                args.phase_seconds, args.tabs_on)
             browser.close()
     base, live = statistics.median(alone), statistics.median(watched)
     losses = [1 - w / ((a + b) / 2) for w, a, b in zip(watched, alone, alone[1:])]
@@ -247,6 +295,8 @@ def main() -> None:
         ("  each phase", ", ".join(f"{r:.3f}" for r in watched), ""),
         ("throughput lost to watching", f"{100 * statistics.median(losses):.1f} %", "<= 5 %"),
         ("  each watched phase", ", ".join(f"{100 * x:.1f} %" for x in losses), ""),
+        ("search thread on a CPU, no tab", f"{statistics.median(on_cpu[0]):.3f}", ""),
+        ("  two tabs (median)", f"{statistics.median(on_cpu[2]):.3f}", ""),
         ("load average, cores", f"{os.getloadavg()[0]:.2f}, {os.cpu_count()}", ""),
     ]
     for name, value, target in rows:

@@ -20,7 +20,7 @@ from pages.ui import common, panels
 
 def controls(run: SearchRun, snap: Snapshot) -> None:
     state = snap.state
-    cols = st.columns([1, 1, 1, 1.2, 1, 1, 1.4])
+    cols = st.columns([1, 1, 1, 1.2, 1, 1, 1.6, 1.4])
     steps_key = f"nsteps:{run.run_id}"
     cols[3].number_input("steps", min_value=1, max_value=10_000, value=1, key=steps_key,
                          label_visibility="collapsed", help="how many search steps Step runs")
@@ -37,12 +37,16 @@ def controls(run: SearchRun, snap: Snapshot) -> None:
     for col, label, icon, action, enabled, tip in buttons:
         cols[col].button(label, icon=f":material/{icon}:", on_click=common.call, args=action,
                          disabled=not enabled, help=tip, width="stretch")
+    with cols[6].popover("Live parameters", icon=":material/tune:", width="stretch",
+                         help="change learning rates, regulariser weights or the speed limit "
+                              "while the run goes on"):
+        live_parameters(run, snap)
     if state in ("stopped", "interrupted"):
-        cols[6].button("Continue", icon=":material/replay:", on_click=_continue,
+        cols[7].button("Continue", icon=":material/replay:", on_click=_continue,
                        args=(run.run_id,), help="resume from the newest checkpoint",
                        width="stretch")
     else:
-        with cols[6].popover("Branch", icon=":material/call_split:", width="stretch"):
+        with cols[7].popover("Branch", icon=":material/call_split:", width="stretch"):
             branch_form(run, snap)
 
 
@@ -67,11 +71,10 @@ def branch_form(run: SearchRun, snap: Snapshot) -> None:
                              key=f"branch-epoch:{run.run_id}")
     changes: dict[str, float] = {}
     for name, parameter in LIVE_PARAMETERS.items():
-        current = float(snap.live.get(name, 0.0))
-        key = f"branch:{run.run_id}:{name}"
-        _follow_in_force(key, current)
-        value = st.number_input(parameter.label, format="%g", step=common.number_step(current),
-                                help=parameter.help, key=key)
+        current = in_force(snap, name) or 0.0
+        value = st.number_input(parameter.label, value=current, format="%g",
+                                step=common.number_step(current), help=parameter.help,
+                                key=field_key(f"branch:{run.run_id}:{name}", current))
         if not math.isclose(value, current, rel_tol=1e-5, abs_tol=1e-12):
             changes[name] = value
     total = st.number_input("epochs in all", min_value=1, value=snap.config.epochs,
@@ -88,12 +91,20 @@ def branch_form(run: SearchRun, snap: Snapshot) -> None:
         st.switch_page(common.LIVE, query_params={"run": child.run_id})
 
 
-def _follow_in_force(key: str, current: float | None) -> None:
-    """Field `key` takes the value in force whenever that changes (a schedule, another tab); a
-    person's edit stays until then."""
-    if current is not None and st.session_state.get(f"synced:{key}") != current:
-        st.session_state[f"synced:{key}"] = current
-        st.session_state[key] = float(f"{current:.6g}")  # a cosine lr is 0.007000000000000001
+def in_force(snap: Snapshot, name: str) -> float | None:
+    """Live parameter `name` in force, as its field shows it (a cosine lr is
+    0.007000000000000001); None where the run has no value for it."""
+    current = snap.live.get(name)
+    return None if current is None else float(f"{current:.6g}")
+
+
+def field_key(prefix: str, current: float | None) -> str:
+    """A live parameter's field starts from the value in force and its key names that value: a
+    new value in force (a schedule, another tab) makes a new field that shows it, and a
+    person's edit stays until then. (Setting the field through the session instead fails in a
+    popover: the browser draws a field only when its popover opens, and a field drawn then
+    starts from its default and sends that back as an edit; Streamlit 1.67.)"""
+    return f"{prefix}:{current}"
 
 
 def _set_live(run: SearchRun, name: str, key: str) -> None:
@@ -105,18 +116,16 @@ def _set_live(run: SearchRun, name: str, key: str) -> None:
 
 
 def live_parameters(run: SearchRun, snap: Snapshot) -> None:
-    """One field per live parameter. A field follows the value in force (a schedule, another
-    tab) until the person edits it; an edit goes to the run and shows under the field once the
-    run has applied it."""
-    st.markdown("**Live parameters**")
+    """One field per live parameter (see `field_key`); an edit goes to the run and shows under
+    the field once the run has applied it. They sit in a popover beside Branch, so the charts
+    get the page's width; `in_force_line` shows the values in force on the page itself."""
     st.caption("They apply from the next step; the value in force is shown under each.")
     over = snap.state in ("finished", "failed")
     for name, parameter in LIVE_PARAMETERS.items():
-        current = snap.live.get(name)
-        key = f"live:{run.run_id}:{name}"
-        _follow_in_force(key, current)
-        st.number_input(parameter.label, format="%g", help=parameter.help, key=key,
-                        step=common.number_step(st.session_state.get(key) or 0.0),
+        current = in_force(snap, name)
+        key = field_key(f"live:{run.run_id}:{name}", current)
+        st.number_input(parameter.label, value=current, format="%g", help=parameter.help,
+                        key=key, step=common.number_step(current or 0.0),
                         on_change=_set_live, args=(run, name, key),
                         disabled=over or current is None)
         error = st.session_state.get(f"error:{key}")
@@ -125,19 +134,24 @@ def live_parameters(run: SearchRun, snap: Snapshot) -> None:
         st.caption("in force: –" if current is None else f"in force: {current:g}")
 
 
+def in_force_line(snap: Snapshot) -> None:
+    """The live parameters in force, on one line (their fields are in the popover); a speed
+    limit of 0 (full speed) is left out."""
+    values = [f"{parameter.label} **{value:g}**" for name, parameter in LIVE_PARAMETERS.items()
+              if (value := in_force(snap, name)) is not None and (value or name != "speed")]
+    if values:
+        st.caption("In force: " + " · ".join(values))
+
+
 def live_panel(run: SearchRun, snap: Snapshot) -> None:
     panels.diagnostics_strip(snap, panels.last_epoch_record(run, snap))
-    charts, side = st.columns([4, 1], gap="medium")
-    with side:
-        live_parameters(run, snap)
-    with charts:
-        point = viz.latest_point(snap)
-        if point is None:
-            st.info("The α heatmap appears as soon as the supernet is built.")
-        else:
-            st.markdown(f"**Architecture weights α** · {point.label}")
-            panels.arch_panel(snap, point, key="live")
-        panels.curves_panel(snap, key="live")
+    point = viz.latest_point(snap)
+    if point is None:
+        st.info("The α heatmap appears as soon as the supernet is built.")
+    else:
+        st.markdown(f"**Architecture weights α** · {point.label}")
+        panels.arch_panel(snap, point, key="live")
+    panels.curves_panel(snap, key="live")
 
 
 @common.page("The live view could not be shown")
@@ -151,6 +165,7 @@ def page() -> None:
     panels.run_header(snap)
     controls(run, snap)
     common.follow(snap, panels.progress_line)
+    in_force_line(snap)
     live_panel(run, snap)
     st.page_link(common.INSPECT, query_params={"run": run.run_id}, icon=":material/download:",
                  label="Scrub back through this run, or export its cell and metrics, in the "

@@ -44,6 +44,12 @@ def on_page(at: AppTest, page: str, **params: str) -> AppTest:
     return at.switch_page(page).run()
 
 
+def field(at: AppTest, prefix: str):
+    """A live parameter's number field (its key also names the value in force it started from)."""
+    (found,) = [n for n in at.number_input if n.key.startswith(f"{prefix}:")]
+    return found
+
+
 def no_failure(at: AppTest) -> None:
     """No exception and no red message other than a collapse alarm (a finding, not a fault)."""
     assert not at.exception, at.exception
@@ -113,14 +119,15 @@ def test_search_page_validates_then_starts_and_the_live_view_controls_the_run(ap
     button(at, "Step").click().run()
     assert run.wait_for(lambda s: s.state == "paused" and s.step == held + 2, TIMEOUT)
 
-    key = f"live:{run.run_id}:alpha_lr"
     at.run()
-    at.number_input(key=key).set_value(-1).run()
+    assert field(at, f"live:{run.run_id}:alpha_lr").value == run.snapshot().live["alpha_lr"]
+    field(at, f"live:{run.run_id}:alpha_lr").set_value(-1).run()
     assert any(e.value.startswith("alpha_lr must be a number >= 0") for e in at.error)
-    at.number_input(key=key).set_value(0.02).run()
+    field(at, f"live:{run.run_id}:alpha_lr").set_value(0.02).run()
     assert run.wait_for(lambda s: s.live["alpha_lr"] == 0.02, TIMEOUT)
     at.run()
     assert "in force: 0.02" in [c.value for c in at.caption]
+    assert field(at, f"live:{run.run_id}:alpha_lr").value == 0.02
     assert not [e.value for e in at.error if "alpha_lr" in e.value]  # the bad value's message went
 
     snap = run.snapshot()
@@ -141,7 +148,7 @@ def test_search_page_validates_then_starts_and_the_live_view_controls_the_run(ap
     assert run.snapshot().live_changes[-1]["name"] == "alpha_lr"
 
     at.run()
-    at.number_input(key=f"branch:{run.run_id}:entropy_weight").set_value(-0.1)
+    field(at, f"branch:{run.run_id}:entropy_weight").set_value(-0.1)
     button(at, "Branch and start").click().run()
     no_failure(at)
     child = registry().get(at.query_params["run"])

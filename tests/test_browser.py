@@ -1,6 +1,7 @@
 """The app in a real browser: a `streamlit run` server on 127.0.0.1 and the system Chromium.
 Start the classroom preset from the home page, see the α heatmap change between two polls,
-pause, reload and find the same run (also in a second tab, and from the home page's table).
+open the live parameters, pause, reload and find the same run (also in a second tab, and from
+the home page's table).
 A screenshot of the live view is kept under test-artifacts/."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.app_latency import CHROMIUM, HEATMAP, launch_chromium, streamlit_server
+from nas_engine.config import preset
 from nas_engine.store import RunFolder
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
@@ -44,6 +46,16 @@ def test_start_watch_pause_and_find_the_run_again(tmp_path) -> None:
                 break
         else:
             raise AssertionError("the α heatmap did not change while the run went on")
+
+        # A field in the live-parameter popover starts from the value in force and, drawn only
+        # when the popover opens, sends nothing back by itself (it once sent its default, 0).
+        alpha_lr = f"{preset('classroom').optim.alpha_lr:g}"
+        page.get_by_role("button", name="Live parameters").click()
+        expect(page.get_by_label("α learning rate", exact=True)).to_have_value(alpha_lr)
+        page.wait_for_timeout(3000)  # polls and a record: each sends the fields' values
+        expect(page.get_by_label("α learning rate", exact=True)).to_have_value(alpha_lr)
+        page.keyboard.press("Escape")
+        expect(page.get_by_text("In force:")).to_contain_text(f"α learning rate {alpha_lr}")
 
         page.get_by_role("button", name="Pause").click()
         header = page.get_by_text(f"{run_id} — paused")
