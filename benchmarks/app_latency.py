@@ -162,29 +162,34 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+def processes() -> Iterator[tuple[int, list[bytes]]]:
+    """(pid, command-line arguments) of every process that can be read now, from /proc."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            yield int(proc.name), (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+
+
 def chromium_cpu() -> float:
     """CPU seconds used so far by every Chromium process: the browser's share of the machine,
     which the search shares."""
     total = 0.0
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if b"chromium" in (proc / "cmdline").read_bytes():
-                total += cpu_seconds(int(proc.name))
-        except (OSError, ValueError, IndexError):
-            continue
+    for pid, args in processes():
+        if any(b"chromium" in arg for arg in args):
+            try:
+                total += cpu_seconds(pid)
+            except (OSError, ValueError, IndexError):
+                continue
     return total
 
 
 def server_pid(url: str) -> int:
     """The `streamlit run` process serving `url` (found by its port, from /proc)."""
     port = url.rsplit(":", 1)[1].encode()
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            args = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
+    for pid, args in processes():
         if b"streamlit" in args and b"--server.port" in args and port in args:
-            return int(proc.name)
+            return pid
     raise RuntimeError(f"no streamlit process serves {url}")
 
 
