@@ -3,6 +3,10 @@ with a link that opens it. The other pages are the files in pages/ (Streamlit fi
 there; pages/ui/ holds what they share), and everything they draw comes from nas_engine.viz.
 
     streamlit run app.py            # http://127.0.0.1:8501 (see .streamlit/config.toml)
+
+`streamlit run` imports this file, finds the `st.App` at the bottom and serves Streamlit with
+the live pages' progress feed beside it (`pages/ui/progress_feed.py`); each session then runs
+this file as the home page.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import streamlit as st
 from nas_engine import config as cfg
 from nas_engine.runner import RunSummary
 from nas_engine.store import RunFolder
-from pages.ui import common
+from pages.ui import common, progress_feed
 
 BLURBS = {
     "classroom": "The DARTS cell on the bundled 8×8 digits, small enough for a laptop CPU: watch "
@@ -99,4 +103,7 @@ def page() -> None:
     runs_table()
 
 
-page()
+if __name__ == "__main__":  # Streamlit runs this file as the home page
+    page()
+else:  # `streamlit run app.py` imports it for the server: Streamlit plus the progress feed
+    app = st.App(__file__, routes=progress_feed.ROUTES, lifespan=common.stop_runs_at_shutdown)

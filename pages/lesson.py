@@ -11,8 +11,8 @@ import streamlit as st
 from nas_engine import config as cfg
 from nas_engine import viz
 from nas_engine.live import LIVE_PARAMETERS
-from nas_engine.runner import SearchRun
-from pages.ui import common, panels
+from nas_engine.runner import SearchRun, Snapshot
+from pages.ui import common, panels, progress_feed
 
 DEMO_PRESET = "collapse-demo"
 CURED_PRESET = "collapse-cured"
@@ -21,8 +21,10 @@ TRY_LAMBDA = 1.0  # the branch's starting suggestion: sharpen, and see what wins
 
 
 def _watch(run: SearchRun) -> None:
-    snap = run.snapshot()
-    common.follow(snap, panels.progress_line)
+    progress_feed.follow(run, run.snapshot(), lambda snap: _records(run, snap))
+
+
+def _records(run: SearchRun, snap: Snapshot) -> None:
     panels.diagnostics_strip(snap, panels.last_epoch_record(run, snap))
     point = viz.latest_point(snap)
     if point is not None:

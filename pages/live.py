@@ -1,9 +1,10 @@
 """Live view of one run (`?run=ID`): controls, progress, α heatmap, cell graphs, curves,
 collapse diagnostics and the live parameters.
 
-Only the progress line polls (about once a second while the run can change by itself, never
-otherwise, `common.follow`); everything else is redrawn when a new record, live change or state
-arrives, so the charts cost the search one rebuild per record, not one per poll.
+Only the progress line polls, from the browser (about once a second while the run can change by
+itself, never otherwise: `progress_feed`). A new record reruns the fragment with the charts; a
+new state, epoch or live change reruns the page. The charts thus cost the search one rebuild per
+record, not one per poll.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import streamlit as st
 from nas_engine import viz
 from nas_engine.live import LIVE_PARAMETERS
 from nas_engine.runner import SearchRun, Snapshot
-from pages.ui import common, panels
+from pages.ui import common, panels, progress_feed
 
 
 def controls(run: SearchRun, snap: Snapshot) -> None:
@@ -144,6 +145,8 @@ def in_force_line(snap: Snapshot) -> None:
 
 
 def live_panel(run: SearchRun, snap: Snapshot) -> None:
+    """What each record changes: the values in force, diagnostics, α and the curves."""
+    in_force_line(snap)
     panels.diagnostics_strip(snap, panels.last_epoch_record(run, snap))
     point = viz.latest_point(snap)
     if point is None:
@@ -164,9 +167,7 @@ def page() -> None:
     snap = run.snapshot()
     panels.run_header(snap)
     controls(run, snap)
-    common.follow(snap, panels.progress_line)
-    in_force_line(snap)
-    live_panel(run, snap)
+    progress_feed.follow(run, snap, lambda now: live_panel(run, now))
     st.page_link(common.INSPECT, query_params={"run": run.run_id}, icon=":material/download:",
                  label="Scrub back through this run, or export its cell and metrics, in the "
                        "collapse inspector")

@@ -1,20 +1,23 @@
 """Every page through Streamlit's AppTest: start runs from the home page and the Search page,
 control a run from the Live view, open runs by `?run=ID`, and check that the figures on the
-page hold the snapshot's numbers. `run_every` never fires in AppTest, so each poll is an
-explicit `at.run()`. Searches are tiny (a few ms a step) except the one-click preset, which is
-stopped at once."""
+page hold the snapshot's numbers. The progress line polls from the browser, which AppTest does
+not run, so each poll is an explicit `at.run()`. Searches are tiny (a few ms a step) except the
+one-click preset, which is stopped at once."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
 import streamlit as st
+from starlette.requests import Request
 from streamlit.testing.v1 import AppTest
 
 from nas_engine.config import preset
+from pages.ui import progress_feed
 from pages.ui.common import RUNS_DIR_ENV, registry
 from tests.test_viz import heatmap_arrays, write_run
 
@@ -55,6 +58,19 @@ def no_failure(at: AppTest) -> None:
     assert not at.exception, at.exception
     errors = [e.value for e in at.error if not e.value.startswith("**Collapse alarm**")]
     assert not errors, errors
+
+
+def progress(at: AppTest) -> dict:
+    """What the progress line was drawn with: its line and how often it polls (0: never)."""
+    (line,) = at.get("bidi_component")
+    return json.loads(line.proto.json)
+
+
+def feed(run_id: str) -> tuple[int, dict]:
+    """The progress feed's reply for `run_id`, as the progress line's poll gets it."""
+    (route,) = progress_feed.ROUTES
+    reply = route.endpoint(Request({"type": "http", "path_params": {"run_id": run_id}}))
+    return reply.status_code, json.loads(reply.body)
 
 
 def vega_datasets(at: AppTest, index: int = 0) -> dict[str, dict[str, list]]:
@@ -107,6 +123,9 @@ def test_search_page_validates_then_starts_and_the_live_view_controls_the_run(ap
     assert run.config.network.layers == 3 and run.config.record.log_every == 1
     assert run.config.ops == ops
     assert run.wait_for(lambda s: s.step >= 2, TIMEOUT)
+    at.run()
+    assert progress(at)["every_ms"] == 1000  # polls while the run goes on
+    assert progress(at)["url"] == f"/alphascope/progress/{run.run_id}"
 
     button(at, "Pause").click().run()
     assert run.wait_for(lambda s: s.state == "paused", TIMEOUT)
@@ -114,10 +133,17 @@ def test_search_page_validates_then_starts_and_the_live_view_controls_the_run(ap
     no_failure(at)
     assert button(at, "Pause").disabled and not button(at, "Step").disabled
     held = run.snapshot().step
+    line = progress(at)
+    assert line["every_ms"] == 0  # ... and not at all while it is paused
+    assert f"step {held}/" in line["line"]["text"]
+    assert line["line"]["fraction"] == pytest.approx(held / run.snapshot().total_steps)
+    assert feed(run.run_id) == (200, line["line"])  # a poll would find nothing new to draw
+    assert feed("no-such-run")[0] == 404
 
     at.number_input(key=f"nsteps:{run.run_id}").set_value(2)
     button(at, "Step").click().run()
     assert run.wait_for(lambda s: s.state == "paused" and s.step == held + 2, TIMEOUT)
+    assert feed(run.run_id)[1]["stamp"] != line["line"]["stamp"]  # new records: a rerun
 
     at.run()
     assert field(at, f"live:{run.run_id}:alpha_lr").value == run.snapshot().live["alpha_lr"]
@@ -188,6 +214,7 @@ def test_pages_open_runs_from_the_url(app, tmp_path) -> None:
     z = heatmaps(at)
     np.testing.assert_allclose(z["normal"], snap.latest["alphas"]["normal"])
     assert button(at, "Stop").disabled  # finished: nothing to stop
+    assert progress(at)["every_ms"] == 0 and progress(at)["line"]["fraction"] == 1.0
     assert any(first.run_id in m.value for m in at.markdown)
 
     on_page(at, "pages/inspector.py", run=first.run_id)

@@ -1,7 +1,7 @@
 """The app in a real browser: a `streamlit run` server on 127.0.0.1 and the system Chromium.
 Start the classroom preset from the home page, see the α heatmap change between two polls,
-open the live parameters, pause, reload and find the same run (also in a second tab, and from
-the home page's table).
+count the progress line's polls, open the live parameters, pause, reload and find the same run
+(also in a second tab, and from the home page's table).
 A screenshot of the live view is kept under test-artifacts/."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pytest
 from benchmarks.app_latency import CHROMIUM, HEATMAP, launch_chromium, streamlit_server
 from nas_engine.config import preset
 from nas_engine.store import RunFolder
+from pages.ui.progress_feed import FEED_PATH
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
@@ -47,6 +48,14 @@ def test_start_watch_pause_and_find_the_run_again(tmp_path) -> None:
         else:
             raise AssertionError("the α heatmap did not change while the run went on")
 
+        # The progress line polls the feed about once a second (a request, not a script run).
+        feed = FEED_PATH.format(run_id=run_id)
+        polls: list[str] = []
+        page.on("request", lambda request: polls.append(request.url) if feed in request.url
+                else None)
+        page.wait_for_timeout(3000)
+        assert 2 <= len(polls) <= 5, polls
+
         # A field in the live-parameter popover starts from the value in force and, drawn only
         # when the popover opens, sends nothing back by itself (it once sent its default, 0).
         alpha_lr = f"{preset('classroom').optim.alpha_lr:g}"
@@ -60,6 +69,9 @@ def test_start_watch_pause_and_find_the_run_again(tmp_path) -> None:
         page.get_by_role("button", name="Pause").click()
         header = page.get_by_text(f"{run_id} — paused")
         header.wait_for()
+        polls.clear()
+        page.wait_for_timeout(2500)
+        assert not polls  # ... and not at all while the run is paused
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "browser-live-view.png"), full_page=True)
 

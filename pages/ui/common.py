@@ -1,6 +1,6 @@
 """What every page shares: the process-wide run registry, the error boundary, the run picker,
-page addresses, the poller that keeps a page current, and a small figure memo shared by every
-tab, so a run that has not moved costs no rebuilding.
+page addresses, and a small figure memo shared by every tab, so a run that has not moved costs
+no rebuilding.
 
 The pages are app.py (home) and the files in pages/; Streamlit does not look for pages in this
 folder (pages/ui/), so what is here is only imported.
@@ -8,14 +8,16 @@ folder (pages/ui/), so what is here is only imported.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import contextlib
 import functools
 import math
 import os
 import threading
 import traceback
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +26,7 @@ import torch
 
 from nas_engine.config import SearchConfig
 from nas_engine.data import load_images
-from nas_engine.runner import RunRegistry, SearchRun, Snapshot
+from nas_engine.runner import RunRegistry, SearchRun
 from nas_engine.store import list_runs
 
 T = TypeVar("T")
@@ -32,10 +34,9 @@ T = TypeVar("T")
 MEMO_ENTRIES = 64
 _memo: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 _memo_lock = threading.Lock()
+_registries: list[RunRegistry] = []  # made by this process (one per runs folder)
 
 RUNS_DIR_ENV = "ALPHASCOPE_RUNS_DIR"
-POLL_SECONDS = 1.0  # how often a live page reads the newest snapshot
-FIRST_POLL_SECONDS = 0.25  # ... while it waits for a new run's first α
 
 # Page files, as st.switch_page / st.page_link name them.
 HOME = "app.py"
@@ -62,7 +63,9 @@ def runs_dir() -> Path:
 @st.cache_resource(show_spinner=False, on_release=RunRegistry.stop_all)
 def _registry(path: str) -> RunRegistry:
     registry = RunRegistry(path)
-    # on_release is not promised at server shutdown: stop (and checkpoint) the runs then too.
+    # on_release is not promised at server shutdown: `stop_runs_at_shutdown` stops (and
+    # checkpoints) the runs then, atexit at the end of any other process (AppTest).
+    _registries.append(registry)
     atexit.register(registry.stop_all)
     threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
     return registry
@@ -74,6 +77,15 @@ def _warm_up() -> None:
     torch._dynamo (together about 3 s on 2 cores, measured)."""
     load_images("digits")
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+
+
+@contextlib.asynccontextmanager
+async def stop_runs_at_shutdown(_app: Any) -> AsyncIterator[None]:
+    """The server's lifespan (app.py): stop every run when it shuts down. (Uvicorn ends the
+    process by re-raising the signal that stopped it, so atexit does not run there.)"""
+    yield
+    for made in _registries:
+        await asyncio.to_thread(made.stop_all)
 
 
 def registry() -> RunRegistry:
@@ -190,37 +202,6 @@ def start_run(config: SearchConfig, label: str = "", live: dict[str, float] | No
         run.set(name, value)
     run.start()
     st.switch_page(LIVE, query_params={"run": run.run_id})
-
-
-def drawn(snap: Snapshot) -> tuple[Any, ...]:
-    """What a page drawn from `snap` depends on: its state, its records, its live changes.
-    (`snap.version` also moves with every step, which only the progress line shows.)"""
-    return (snap.state, snap.latest is None, len(snap.steps), len(snap.epochs),
-            len(snap.live_changes))
-
-
-def follow(snap: Snapshot, progress: Callable[[Snapshot], None]) -> None:
-    """Keep a page that was drawn from `snap` current. A small fragment redraws `progress` about
-    once a second while the run can change by itself (never otherwise), and reruns the whole
-    page when there is something new to draw: a record, a live change, a new state. Charts
-    are thus rebuilt and sent once per record, not once per poll, which keeps watching cheap
-    for the search (it shares the machine, and the GIL, with the server)."""
-    run_id, stamp = snap.run_id, drawn(snap)
-
-    # Until the supernet is built (about a second) poll faster: the first heatmap waits on it.
-    every = (FIRST_POLL_SECONDS if snap.latest is None else POLL_SECONDS) if snap.is_active \
-        else None
-
-    @st.fragment(run_every=every)
-    @guarded("The progress line could not be drawn")
-    def poll() -> None:
-        run = registry().get(run_id)
-        now = run.snapshot() if run is not None else snap
-        if drawn(now) != stamp:
-            st.rerun()
-        progress(now)
-
-    poll()
 
 
 def memo(name: str, stamp: tuple[Any, ...], build: Callable[[], T]) -> T:

@@ -122,26 +122,6 @@ def run_header(snap: Snapshot) -> None:
         (st.error if snap.state == "failed" else st.info)(snap.message)
 
 
-def progress_line(snap: Snapshot) -> None:
-    epochs = snap.config.epochs
-    if snap.total_steps:
-        done, where = snap.progress, f"step {snap.step}/{snap.total_steps}"
-    elif snap.state in ("created", "running"):
-        st.progress(0.0, text="building the supernet and loading the data…")
-        return
-    else:  # a run read from disk: its epoch length is known only to a live search
-        done, where = snap.epoch / epochs, f"step {snap.step}"
-    eta = f" · about {_duration(snap.eta_s)} left" if snap.eta_s and snap.is_active else ""
-    searched = max(snap.elapsed_s, (snap.latest or {}).get("time_s", 0.0))
-    st.progress(min(done, 1.0), text=f"epoch {snap.epoch}/{epochs} · {where} · "
-                                     f"{_duration(searched)} searched{eta}")
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
-
-
 @guarded("The exports could not be prepared")
 def exports_panel(run: SearchRun, key: str, point: viz.ArchPoint | None = None) -> None:
     """The derived cell as text/JSON/graph and the metrics as CSV. Files are made when a button
