@@ -135,7 +135,7 @@ def test_search_page_validates_then_starts_and_the_live_view_controls_the_run(ap
     held = run.snapshot().step
     line = progress(at)
     assert line["every_ms"] == 0  # ... and not at all while it is paused
-    assert f"step {held}/" in line["line"]["text"]
+    assert line["line"]["text"].startswith(f"epoch {run.snapshot().epoch + 1}/50 · step {held}/")
     assert line["line"]["fraction"] == pytest.approx(held / run.snapshot().total_steps)
     assert feed(run.run_id) == (200, line["line"])  # a poll would find nothing new to draw
     assert feed("no-such-run")[0] == 404
@@ -215,6 +215,8 @@ def test_pages_open_runs_from_the_url(app, tmp_path) -> None:
     np.testing.assert_allclose(z["normal"], snap.latest["alphas"]["normal"])
     assert button(at, "Stop").disabled  # finished: nothing to stop
     assert progress(at)["every_ms"] == 0 and progress(at)["line"]["fraction"] == 1.0
+    epochs = snap.config.epochs
+    assert progress(at)["line"]["text"].startswith(f"epoch {epochs}/{epochs} · ")
     assert any(first.run_id in m.value for m in at.markdown)
 
     on_page(at, "pages/inspector.py", run=first.run_id)

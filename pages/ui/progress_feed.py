@@ -68,9 +68,9 @@ def progress_line(snap: Snapshot) -> dict[str, Any]:
         done, where = snap.epoch / epochs, f"step {snap.step}"
     eta = f" · about {_duration(snap.eta_s)} left" if snap.eta_s and snap.is_active else ""
     searched = max(snap.elapsed_s, (snap.latest or {}).get("time_s", 0.0))
+    current = min(snap.epoch + 1, epochs)  # 1-based, as the charts name epochs
     return {"fraction": min(done, 1.0), "stamp": stamp,
-            "text": f"epoch {snap.epoch}/{epochs} · {where} · {_duration(searched)} "
-                    f"searched{eta}"}
+            "text": f"epoch {current}/{epochs} · {where} · {_duration(searched)} searched{eta}"}
 
 
 def follow(run: SearchRun, page_snap: Snapshot, draw: Callable[[Snapshot], None]) -> None:
