@@ -77,9 +77,11 @@ def follow(run: SearchRun, page_snap: Snapshot, draw: Callable[[Snapshot], None]
     """The run's progress line and `draw(snapshot)` under it, in a fragment. The line polls
     while the run can change by itself (never otherwise) and reruns the fragment when a record
     has arrived; the fragment reruns the whole page (drawn from `page_snap`) when what lies
-    outside it has moved (`outside_records`)."""
+    outside it has moved (`outside_records`). It has an error boundary of its own: its own
+    reruns do not pass through the page's."""
 
     @st.fragment
+    @common.guarded("The progress and the charts could not be drawn")
     def records() -> None:
         snap = run.snapshot()
         if outside_records(snap) != outside_records(page_snap):
