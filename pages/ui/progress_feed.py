@@ -25,8 +25,8 @@ from starlette.routing import Route
 from nas_engine.runner import SearchRun, Snapshot
 from pages.ui import common
 
-POLL_SECONDS = 1.0  # how often a live page reads the newest snapshot
-FIRST_POLL_SECONDS = 0.25  # ... while it waits for a new run's first α
+POLL_MS = 1000  # how often a live page reads the newest snapshot
+FIRST_POLL_MS = 250  # ... while it waits for a new run's first α
 FEED_PATH = "/alphascope/progress/{run_id}"
 
 _HTML = '<div class="text"></div><div class="track"><div class="bar"></div></div>'
@@ -86,12 +86,11 @@ def follow(run: SearchRun, page_snap: Snapshot, draw: Callable[[Snapshot], None]
         snap = run.snapshot()
         if outside_records(snap) != outside_records(page_snap):
             st.rerun()
-        every = (FIRST_POLL_SECONDS if snap.latest is None else POLL_SECONDS) \
-            if snap.is_active else None
+        every_ms = (FIRST_POLL_MS if snap.latest is None else POLL_MS) if snap.is_active else 0
         _progress_bar(key=f"progress:{snap.run_id}", on_stale_change=lambda: None, data={
             "line": progress_line(snap),
             "url": FEED_PATH.format(run_id=quote(snap.run_id, safe="")),
-            "every_ms": int(every * 1000) if every else 0})
+            "every_ms": every_ms})
         draw(snap)
 
     records()
