@@ -16,7 +16,6 @@ import streamlit as st
 
 from nas_engine import config as cfg
 from nas_engine.runner import RunSummary
-from nas_engine.store import RunFolder
 from pages.ui import common, progress_feed
 
 BLURBS = {
@@ -50,8 +49,7 @@ def one_click_presets() -> None:
 
 
 def _alarm(summary: RunSummary) -> str:
-    record = RunFolder(common.runs_dir() / summary.run_id).last_record(("epoch",)) or {}
-    alarm = record.get("alarm")
+    alarm = summary.alarm
     return f"collapse ({alarm.get('rule')}, epoch {alarm.get('epoch')})" if alarm else ""
 
 
@@ -63,7 +61,8 @@ def runs_table() -> None:
     table = pd.DataFrame([{
         "open": f"live?run={s.run_id}",
         "run": s.run_id,
-        "state": s.state,
+        "kind": s.kind,
+        "state": s.state.value,
         "space": s.space,
         "dataset": s.dataset,
         "epoch": f"{s.epoch}/{s.epochs}",

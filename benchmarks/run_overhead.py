@@ -1,5 +1,5 @@
 """What watching costs: steps per second of a headless `Search` against the same search inside
-a `SearchRun` while a reader takes a snapshot every 100 ms (as a live page does).
+a `Run` while a reader takes a snapshot every 100 ms (as a live page does).
 
 Runs alternate (headless, live, headless, live, ...) so machine noise hits both; the table
 gives each run's steps/s and the median overhead. Target: <= 5 %.

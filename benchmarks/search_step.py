@@ -1,11 +1,12 @@
 """Time one first-order DARTS search step on the engine's edge-batched supernet and on the plain
-one (`plain_supernet.py`).
+one (`plain_supernet.py`), and a GDAS step (one sampled op per edge) on ours.
 
 Why: batching a node's edges is the engine's main speed lever and also its main source of
-subtle bugs, so its gain should be measured, not assumed. Both sides run the very same step
-(`SearchModel` + `DartsStrategy`: Adam on ∇α L_val, then SGD with momentum and grad clipping on
-w); only `model.net` differs. The script first checks that the two supernets give the same loss
-on the same weights, then times them interleaved (ABAB...) so machine noise hits both.
+subtle bugs, so its gain should be measured, not assumed. Both DARTS sides run the very same
+step (the `darts` strategy: Adam on ∇α L_val, then SGD with momentum and grad clipping on w);
+only `model.net` differs. The script first checks that the two supernets give the same loss on
+the same weights, then times them interleaved (ABAB...) so machine noise hits both; the GDAS
+step joins the interleaving and is reported against ours.
 
     python benchmarks/search_step.py [--threads 1] [--steps 15] [--device cpu|cuda]
 """
@@ -22,10 +23,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from nas_engine.components import Components, SearchContext
 from nas_engine.config import SearchConfig
 from nas_engine.model import SearchModel
-from nas_engine.spaces import make_space
-from nas_engine.strategies.darts import DartsStrategy
+from nas_engine.search import build_model
+from nas_engine.strategies import make_strategy
+from nas_engine.strategies.gradient import GradientStrategy
 
 # `make bench` runs this file as a script: put the repo root on the path for `benchmarks`.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -43,18 +46,22 @@ LOSS_RTOL = 1e-4
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-def strategies(space: str, device: torch.device) -> tuple[DartsStrategy, DartsStrategy]:
-    """(ours, plain): two search models with equal w and α, differing only in the supernet."""
-    config = SearchConfig().with_changes(SETTINGS[space])
+def strategy(space: str, device: torch.device, name: str = "darts", plain: bool = False
+             ) -> GradientStrategy:
+    """A strategy on the space's benchmark network, built as a search builds it (seed 0, so
+    every one starts from the same w and α); `plain` swaps in the unbatched supernet."""
+    config = SearchConfig().with_changes({**SETTINGS[space], "strategy.name": name})
+    found = make_strategy(config, device)
+    components = Components(config)
     torch.manual_seed(0)
-    ours = SearchModel(make_space(config), IN_CHANNELS, CLASSES, IMAGE).to(device)
-    # The same α and step machinery, with the plain supernet swapped in for the batched one.
-    plain = SearchModel(make_space(config), IN_CHANNELS, CLASSES, IMAGE)
-    plain.net = build_plain(plain.space, IN_CHANNELS, CLASSES)
-    plain.to(device)
-    copy_weights(plain.net, ours.net)
-    plain.alphas.load_state_dict(ours.alphas.state_dict())
-    return DartsStrategy(ours, config), DartsStrategy(plain, config)
+    model = build_model(config, found, components, IN_CHANNELS, CLASSES, IMAGE)
+    if plain:
+        reference = model.net
+        model.net = build_plain(model.space, IN_CHANNELS, CLASSES)
+        copy_weights(model.net, reference)
+    found.attach(model.to(device), components)
+    components.bind(SearchContext(config, model, found.w_optimizer, lambda n: None))
+    return found
 
 
 def batches(device: torch.device) -> tuple[Batch, Batch]:
@@ -83,31 +90,33 @@ def check_same_loss(ours: SearchModel, plain: SearchModel, val: Batch) -> None:
         raise SystemExit(f"the two supernets disagree (rel diff {rel:.1e} > {LOSS_RTOL})")
 
 
-def timed_step(strategy: DartsStrategy, train: Batch, val: Batch, sync: Callable[[], None]
-               ) -> float:
+def timed_step(strategy: GradientStrategy, train: Batch, val: Batch,
+               sync: Callable[[], None]) -> float:
     """Milliseconds of one α step + w step."""
     sync()
     start = time.perf_counter()
-    strategy.step(train, val)
+    strategy.step(train, val, 0.0)
     sync()
     return 1e3 * (time.perf_counter() - start)
 
 
-def bench_space(space: str, steps: int, device: torch.device) -> tuple[float, float]:
-    """Median (plain ms, ours ms) over `steps` interleaved steps after the warm-up."""
-    ours, plain = strategies(space, device)
+def bench_space(space: str, steps: int, device: torch.device) -> dict[str, float]:
+    """Median ms of plain DARTS, ours DARTS and ours GDAS over `steps` interleaved steps after
+    the warm-up."""
+    runs = {"plain": strategy(space, device, plain=True), "ours": strategy(space, device),
+            "gdas": strategy(space, device, "gdas")}
     train, val = batches(device)
     print(f"{space}: {SETTINGS[space]['network']}, batch {BATCH}, "
-          f"{IMAGE}x{IMAGE}x{IN_CHANNELS}, {CLASSES} classes, ops {ours.model.space.ops}")
-    check_same_loss(ours.model, plain.model, val)
+          f"{IMAGE}x{IMAGE}x{IN_CHANNELS}, {CLASSES} classes, ops {runs['ours'].model.space.ops}")
+    check_same_loss(runs["ours"].model, runs["plain"].model, val)
     sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None
-    times: dict[str, list[float]] = {"plain": [], "ours": []}
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for i in range(WARMUP + steps):
-        for name, strategy in (("plain", plain), ("ours", ours)):
-            ms = timed_step(strategy, train, val, sync)
+        for name, run in runs.items():
+            ms = timed_step(run, train, val, sync)
             if i >= WARMUP:
                 times[name].append(ms)
-    return statistics.median(times["plain"]), statistics.median(times["ours"])
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -122,10 +131,13 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     print(f"torch {torch.__version__}, device {args.device}, {args.threads} thread(s), "
           f"first-order step, {WARMUP} warm-up + {args.steps} timed steps, median\n")
-    rows = [(space, *bench_space(space, args.steps, device)) for space in SETTINGS]
-    print(f"\n{'space':<8}{'plain ms':>10}{'ours ms':>10}{'speed-up':>10}")
-    for space, plain_ms, ours_ms in rows:
-        print(f"{space:<8}{plain_ms:>10.1f}{ours_ms:>10.1f}{plain_ms / ours_ms:>9.2f}x")
+    rows = [(space, bench_space(space, args.steps, device)) for space in SETTINGS]
+    print(f"\n{'space':<8}{'plain ms':>10}{'ours ms':>10}{'speed-up':>10}{'GDAS ms':>10}"
+          f"{'GDAS/ours':>11}")
+    for space, ms in rows:
+        print(f"{space:<8}{ms['plain']:>10.1f}{ms['ours']:>10.1f}"
+              f"{ms['plain'] / ms['ours']:>9.2f}x{ms['gdas']:>10.1f}"
+              f"{ms['gdas'] / ms['ours']:>10.2f}x")
 
 
 if __name__ == "__main__":

@@ -5,14 +5,21 @@
     show     summarise a run folder
 
 Mistakes in arguments or settings end with exit code 2 and one line that names the problem.
+Runs go through the app's own driver (`runner.Run`): Ctrl-C or SIGTERM stops one as the app's
+Stop does (a checkpoint to resume from, state `stopped`, exit code 130).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from nas_engine.config import (
     DATASETS,
@@ -24,9 +31,16 @@ from nas_engine.config import (
     parse_assignment,
     preset,
 )
+from nas_engine.history import HistoryView
+from nas_engine.snapshot import Snapshot
+from nas_engine.states import RunState
 from nas_engine.store import RunFolder
 
+if TYPE_CHECKING:
+    from nas_engine.runner import Run
+
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 class UsageError(Exception):
@@ -79,30 +93,51 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
 
 
 class Progress:
-    """One line, rewritten in place on a terminal; a line per epoch otherwise."""
+    """One line, rewritten in place on a terminal; a line per epoch otherwise. It draws from
+    snapshots, as the app does, so no epoch is missed between two looks."""
 
-    def __init__(self, total_steps: int, stream: TextIO) -> None:
-        self.total = total_steps
+    WIDTH = 24
+
+    def __init__(self, snap: Snapshot, stream: TextIO) -> None:
         self.stream = stream
         self.live = stream.isatty()
+        self._epochs = len(snap.epochs)  # those done before (a resumed run) are not repeated
+        self._steps = len(snap.steps)
+        self._partial = False  # a step line waits on the terminal for its newline
 
-    def show(self, step: int, record: dict[str, Any]) -> None:
-        width = 24
-        filled = int(width * step / max(self.total, 1))
-        bar = "#" * filled + "-" * (width - filled)
-        text = (f"[{bar}] {step}/{self.total} ep {record['epoch']} "
-                f"train {record['train_loss']:.3f}/{100 * record['train_acc']:.0f}% "
-                f"val {record['val_loss']:.3f}")
-        if "val_acc" in record:
-            text += f"/{100 * record['val_acc']:.0f}%"
-        text += f" skip {record['skip_count']} | {_genotype_line(record['genotype'])}"
-        if self.live:
-            self.stream.write("\r\033[K" + text[:200])
-            if record["kind"] == "epoch":
-                self.stream.write("\n")
-        elif record["kind"] == "epoch":
-            self.stream.write(text + "\n")
+    def show(self, snap: Snapshot) -> None:
+        for i in range(self._epochs, len(snap.epochs)):
+            self._write(self._line(snap, snap.epochs, i), end="\n")
+        if self.live and len(snap.steps) > self._steps:
+            step = len(snap.steps) - 1
+            if not len(snap.epochs) or snap.steps.step[step] > snap.epochs.step[-1]:
+                self._write(self._line(snap, snap.steps, step), end="")
+        self._epochs, self._steps = len(snap.epochs), len(snap.steps)
         self.stream.flush()
+
+    def close(self) -> None:
+        """End a step line left on the terminal, so what follows starts a line."""
+        if self._partial:
+            self.stream.write("\n")
+            self._partial = False
+
+    def _write(self, text: str, end: str) -> None:
+        if self.live:
+            self.stream.write("\r\033[K" + text[:200] + end)
+            self._partial = not end
+        else:
+            self.stream.write(text + end)
+
+    def _line(self, snap: Snapshot, view: HistoryView, i: int) -> str:
+        step, total = int(view.step[i]), snap.total_steps
+        filled = int(self.WIDTH * step / max(total, 1))
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        text = (f"[{bar}] {step}/{total} ep {int(view.epoch[i])} "
+                f"train {view.train_loss[i]:.3f}/{100 * view.train_acc[i]:.0f}% "
+                f"val {view.val_loss[i]:.3f}")
+        if math.isfinite(view.val_acc[i]):
+            text += f"/{100 * view.val_acc[i]:.0f}%"
+        return text + f" skip {int(view.skip_count[i])} | {_genotype_line(view.genotypes[i])}"
 
 
 def _genotype_line(genotype: dict[str, Any]) -> str:
@@ -112,77 +147,81 @@ def _genotype_line(genotype: dict[str, Any]) -> str:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from nas_engine.search import Search  # torch import only when searching
+    """A new run of the configured kind, driven by a `Run` as the app drives it."""
+    from nas_engine.runner import RunRegistry, preflight  # torch import only when running
 
     try:
-        search = Search(config_from_args(args))
+        # The folder only once the settings and data proved good: no empty runs for a typo.
+        config = preflight(config_from_args(args))
     except (ValueError, FileNotFoundError) as exc:
         raise UsageError(str(exc)) from exc
-    # The folder only once the settings and data proved good: no empty runs for a typo.
-    folder = search.folder = RunFolder.create(args.runs_dir, search.config)
-    folder.write_status("running")
-    progress = None if args.quiet else Progress(search.total_steps, sys.stderr)
-    try:
-        while not search.done:
-            for record in search.step():
-                if progress:
-                    progress.show(search.step_count, record)
-    except KeyboardInterrupt:
-        folder.save_checkpoint(search.state_dict(), search.epoch)
-        folder.write_status("stopped", "stopped with Ctrl-C", step=search.step_count)
-        print(f"\nstopped; resume from {folder.path}", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        folder.write_status("failed", f"{type(exc).__name__}: {exc}", step=search.step_count)
-        raise
-    stop = search.early_stop
-    folder.write_status("finished", f"stopped early: {stop.message}" if stop else None,
-                        step=search.step_count)
-    genotype = folder.read_genotype() or {}
-    print(folder.path)
-    print(genotype.get("text") or genotype.get("arch_str", ""))
-    return 0
+    return follow(RunRegistry(args.runs_dir).create(config).start(), args.quiet)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    """Continue in the run's own folder through a `SearchRun`, so the CLI and the app resume
-    the same way (the log is cut back to the checkpoint, then rewritten identically)."""
-    from nas_engine.runner import SearchRun
+    """Continue in the run's own folder through a `Run`, so the CLI and the app resume the
+    same way (the log is cut back to the checkpoint, then rewritten identically)."""
+    from nas_engine.runner import Run
 
     if not (Path(args.run_dir) / "config.json").is_file():
         raise UsageError(f"run_dir {args.run_dir!r} is not a run folder (no config.json)")
     try:
-        run = SearchRun.resume_from(args.run_dir, args.epochs)
+        run = Run.resume_from(args.run_dir, args.epochs)
     except (ValueError, FileNotFoundError) as exc:
         raise UsageError(str(exc)) from exc
-    run.start()
-    progress = None
-    version, shown = -1, None
-    try:
-        while True:
-            run.wait_for(lambda s, seen=version: s.version != seen or not s.is_active, 3600)
-            snap = run.snapshot()
-            version = snap.version
-            if snap.latest is not shown and snap.latest is not None and not args.quiet:
-                progress = progress or Progress(snap.total_steps, sys.stderr)
-                progress.show(snap.step, snap.latest)
-            shown = snap.latest
-            if not snap.is_active:
-                break
-    except KeyboardInterrupt:
-        run.stop()
+    return follow(run.start(), args.quiet)
+
+
+def follow(run: Run, quiet: bool) -> int:
+    """Show a started run's progress until it ends, then its folder and genotype (exit 0), or
+    its error (exit 1). Ctrl-C or SIGTERM stops it as the app's Stop does: the worker ends
+    its step, checkpoints to latest.pt and marks the run stopped (exit 130)."""
+    progress = None if quiet else Progress(run.snapshot(), sys.stderr)
+    version = -1
+    with _sigterm_as_interrupt():
+        try:
+            while True:
+                run.wait_for(lambda s, seen=version: s.version != seen or not s.is_active, 3600)
+                snap = run.snapshot()
+                version = snap.version
+                if progress:
+                    progress.show(snap)
+                if not snap.is_active:
+                    break
+        except KeyboardInterrupt:
+            run.stop()
         run.join()
-        print(f"\nstopped; resume from {run.folder.path}", file=sys.stderr)
-        return 130
-    run.join()
+    if progress:
+        progress.close()
     snap = run.snapshot()
-    if snap.state == "failed":
+    if snap.state is RunState.STOPPED:
+        print(f"stopped; resume from {run.folder.path}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if snap.state is RunState.FAILED:
         print(f"error: {snap.message}", file=sys.stderr)
         return 1
     genotype = run.folder.read_genotype() or {}
     print(run.folder.path)
     print(genotype.get("text") or genotype.get("arch_str", ""))
     return 0
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt, as Ctrl-C does, while the block runs; the previous
+    handler comes back after. Only the main thread may set handlers (elsewhere: nothing)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -199,8 +238,9 @@ def summary(folder: RunFolder) -> str:
     status = folder.read_status()
     epochs = [r for r in folder.read_records() if r.get("kind") == "epoch"]
     lines = [
-        f"run      {folder.run_id}",
-        f"state    {status['state']}" + (f": {status['message']}" if "message" in status else ""),
+        f"run      {folder.run_id} ({config.kind})",
+        f"state    {folder.effective_state()}"
+        + (f": {status['message']}" if "message" in status else ""),
         f"space    {config.space} ({len(config.ops or [])} ops: {', '.join(config.ops or [])})",
         f"data     {config.data.name}, batch {config.data.batch_size}, seed {config.seed}",
         f"strategy {config.strategy.name} ({config.strategy.order} order)",

@@ -10,30 +10,31 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, NoReturn
 
 from nas_engine.data import DATASETS
+from nas_engine.op_names import SPACE_OPS
 
-SPACE_OPS: dict[str, tuple[str, ...]] = {
-    "darts": (
-        "none",
-        "max_pool_3x3",
-        "avg_pool_3x3",
-        "skip_connect",
-        "sep_conv_3x3",
-        "sep_conv_5x5",
-        "dil_conv_3x3",
-        "dil_conv_5x5",
-    ),
-    "nb201": ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"),
-}
 DEVICES = ("auto", "cpu", "cuda", "mps")
-STRATEGIES = ("darts", "pcdarts", "nasp")
+RUN_KINDS = ("search",)
+STRATEGIES = ("darts", "pcdarts", "nasp", "gdas", "fair_darts")  # strategies.STRATEGIES
+FIRST_ORDER_ONLY = ("nasp", "gdas")
 ORDERS = ("first", "second")
 
 
-def _fail(path: str, allowed: str, value: Any) -> None:
-    raise ValueError(f"{path} must be {allowed}; got {value!r}")
+class ConfigError(ValueError):
+    """A setting that is wrong: `path` is its dotted name (e.g. `optim.w_lr`), `allowed` what
+    it may be. Forms place the message under the field named by `path`."""
+
+    def __init__(self, path: str, allowed: str, value: Any) -> None:
+        super().__init__(f"{path} must be {allowed}; got {value!r}")
+        self.path = path
+        self.allowed = allowed
+        self.value = value
+
+
+def _fail(path: str, allowed: str, value: Any) -> NoReturn:
+    raise ConfigError(path, allowed, value)
 
 
 def _check_int(path: str, value: Any, low: int, high: int | None = None) -> None:
@@ -142,8 +143,9 @@ class OptimConfig:
 
 @dataclass
 class StrategyConfig:
-    """How w and α are updated: DARTS, PC-DARTS (partial channels, edge normalisation) or NASP
-    (proximal: forward and backward on the discrete architecture)."""
+    """How w and α are updated: DARTS, PC-DARTS (partial channels, edge normalisation), NASP
+    (proximal: forward and backward on the discrete architecture), GDAS (one Gumbel-sampled op
+    per edge) or Fair DARTS (sigmoid mixing)."""
 
     name: str = "darts"
     order: str = "first"  # "second": DARTS unrolled, finite-difference Hessian-vector product
@@ -156,8 +158,12 @@ class StrategyConfig:
     # NASP: the α step computes every op, so ∇ᾱ has all entries (the official code); false:
     # only the chosen ops (faster, but unchosen α then only decay and ties pick column 0)
     nasp_alpha_all_ops: bool = True
+    gdas_tau_max: float = 10.0  # GDAS: the Gumbel-softmax temperature falls linearly ...
+    gdas_tau_min: float = 0.1  # ... from max to min over the search
+    fair_zero_one_weight: float = 10.0  # Fair DARTS: weight of the zero-one term
+    fair_threshold: float = 0.85  # Fair DARTS: σ(α) an op needs to count as chosen
 
-    def validate(self) -> None:
+    def validate(self, epochs: int) -> None:
         _check_choice("strategy.name", self.name, STRATEGIES)
         _check_choice("strategy.order", self.order, ORDERS)
         _check_float("strategy.fd_radius", self.fd_radius, 0.0, 1.0, low_open=True)
@@ -165,9 +171,17 @@ class StrategyConfig:
         _check_int("strategy.pc_warmup_epochs", self.pc_warmup_epochs, 0, 10000)
         _check_float("strategy.nasp_size_penalty", self.nasp_size_penalty, 0.0, 1000.0)
         _check_bool("strategy.nasp_alpha_all_ops", self.nasp_alpha_all_ops)
-        if self.name == "nasp" and self.order != "first":
-            _fail("strategy.order", "first for nasp (its proximal step is first order)",
+        _check_float("strategy.gdas_tau_max", self.gdas_tau_max, 0.0, 1000.0, low_open=True)
+        _check_float("strategy.gdas_tau_min", self.gdas_tau_min, 0.0, self.gdas_tau_max,
+                     low_open=True)
+        _check_float("strategy.fair_zero_one_weight", self.fair_zero_one_weight, 0.0, 1000.0)
+        _check_float("strategy.fair_threshold", self.fair_threshold, 0.5, 1.0, low_open=True)
+        if self.name in FIRST_ORDER_ONLY and self.order != "first":
+            _fail("strategy.order", f"first for {self.name} (its update is first order)",
                   self.order)
+        if self.name == "pcdarts" and self.pc_warmup_epochs >= epochs:
+            _fail("strategy.pc_warmup_epochs", f"fewer than the search's epochs ({epochs}) for "
+                  "pcdarts, or α never moves (the paper: 15 of 50)", self.pc_warmup_epochs)
 
     def check_channels(self, channels: int) -> None:
         """PC-DARTS splits every edge's channels into K parts: K must divide network.channels
@@ -207,7 +221,7 @@ class RegularizersConfig:
     exp_neg: RegularizerConfig = field(default_factory=RegularizerConfig)  # tutorial Σ exp(−α)
     l2: RegularizerConfig = field(default_factory=RegularizerConfig)  # Σ α²
     beta: RegularizerConfig = field(default_factory=RegularizerConfig)  # β-DARTS logsumexp
-    zero_one: RegularizerConfig = field(default_factory=RegularizerConfig)  # Fair DARTS
+    zero_one: RegularizerConfig = field(default_factory=RegularizerConfig)  # σ(α) to 0 or 1
 
     def validate(self) -> None:
         for f in fields(self):
@@ -223,12 +237,15 @@ class MitigationsConfig:
     sdarts_epsilon: float = 0.0  # SDARTS-RS: U[−ε, ε] on the mixing weights in the w step,
     # ε ramping from a tenth of this to this (the paper's 0.03 → 0.3)
     wd_multiplier: float = 1.0  # R-DARTS L2: weight decay of w × this (1, 3, 9, 27, 81)
+    max_skips: int | None = None  # P-DARTS: at most this many skip_connects in the final cell
 
     def validate(self) -> None:
         _check_bool("mitigations.aux_skip", self.aux_skip)
         _check_float("mitigations.skip_dropout", self.skip_dropout, 0.0, 0.95)
         _check_float("mitigations.sdarts_epsilon", self.sdarts_epsilon, 0.0, 1.0)
         _check_float("mitigations.wd_multiplier", self.wd_multiplier, 0.0, 1000.0)
+        if self.max_skips is not None:
+            _check_int("mitigations.max_skips", self.max_skips, 0, 64)
 
 
 EARLY_STOP_RULES = ("none", "darts+", "rdarts")
@@ -276,6 +293,7 @@ class SearchConfig:
     """A whole search. `space`, `ops` and `seed` sit at the top: other tools key on them."""
 
     space: str = "darts"
+    kind: str = "search"  # the run kind (RUN_KINDS): which job runs this config
     ops: list[str] | None = None  # None: every op of the space, in the space's order
     seed: int = 0
     epochs: int = 50
@@ -290,13 +308,9 @@ class SearchConfig:
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
 
-    @property
-    def partial_channels(self) -> int | None:
-        """K of a PC-DARTS supernet; None for every other strategy."""
-        return self.strategy.pc_partial if self.strategy.name == "pcdarts" else None
-
     def validate(self) -> SearchConfig:
         """Check every field; fill `ops` with the space's full list when unset. Returns self."""
+        _check_choice("kind", self.kind, RUN_KINDS)
         _check_choice("space", self.space, tuple(SPACE_OPS))
         space_ops = SPACE_OPS[self.space]
         if self.ops is None:
@@ -321,7 +335,7 @@ class SearchConfig:
         self.strategy.check_channels(self.network.channels)
         self.data.validate()
         self.optim.validate()
-        self.strategy.validate()
+        self.strategy.validate(self.epochs)
         self.regularizers.validate()
         self.mitigations.validate()
         self.diagnostics.validate()
@@ -382,7 +396,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     """`key=value` from the command line: the value is read as JSON when it parses, else as a
     string; a comma list becomes a list (handy for `ops=skip_connect,sep_conv_3x3`)."""
     if "=" not in text:
-        raise ValueError(f"--set expects key=value; got {text!r}")
+        _fail("--set", "key=value", text)
     key, raw = text.split("=", 1)
     key = key.strip()
     raw = raw.strip()

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-PARAMETER_FREE_OPS = frozenset({"none", "skip_connect", "max_pool_3x3", "avg_pool_3x3"})
+from nas_engine.op_names import PARAMETER_FREE
 
 
 def edge_entropy(probs: np.ndarray) -> np.ndarray:
@@ -33,7 +33,7 @@ def mean_entropy(probs_by_cell: dict[str, np.ndarray]) -> float:
 def parameter_free_mass(probs: np.ndarray, ops: Sequence[str]) -> np.ndarray:
     """Softmax mass on skip, pools and none, averaged over edges (last two axes: edges, ops).
     Rising mass is the collapse: the supernet routes around its convolutions."""
-    columns = [i for i, op in enumerate(ops) if op in PARAMETER_FREE_OPS]
+    columns = [i for i, op in enumerate(ops) if op in PARAMETER_FREE]
     return np.asarray(probs)[..., columns].sum(axis=-1).mean(axis=-1)
 
 
@@ -126,35 +126,59 @@ def darts_plus_rule(epochs: Sequence[dict[str, Any]], limit: int = 2) -> Alarm |
     return None
 
 
-def rdarts_rule(epochs: Sequence[dict[str, Any]], ratio: float = 1.3, window: int = 8,
-                smoothing: int = 5, not_before: int = 10) -> Alarm | None:
-    """R-DARTS (DARTS-ES): λmax, smoothed by a `smoothing`-point moving average, grew by more
-    than `ratio` over `window` epochs; not before epoch `not_before`. Roll back to the earlier
-    epoch of that comparison."""
-    measured = [(r["epoch"], r["hessian_max_eigenvalue"]) for r in epochs
-                if r.get("hessian_max_eigenvalue") is not None]
-    smooth: dict[int, float] = {}
-    for i, (epoch, _) in enumerate(measured):
-        recent = [v for _, v in measured[max(0, i - smoothing + 1): i + 1]]
-        smooth[epoch] = float(np.mean(recent))
-    for epoch, value in smooth.items():
-        before = epoch - window
-        if epoch < not_before or before not in smooth or smooth[before] <= 0:
+def rdarts_stop(measurements: Sequence[tuple[int, float]], every: int, ratio: float = 1.3,
+                window: int = 5, delta: int = 4, not_before: int = 10
+                ) -> tuple[int, int, float] | None:
+    """R-DARTS' early stop (DARTS-ES; Zela et al., ICLR 2020), as RobustDARTS' `utils.py`
+    `EVLocalAvg` computes it, on (epoch, λmax) pairs measured every `every` epochs. Returns
+    the first firing as (epoch, roll-back epoch, ratio), or None.
+
+    From the ⌈window/2⌉-th measurement on, each measurement e adds a local average, the mean of
+    the last `window` λmax, standing for epoch e − every·⌊window/2⌋. The newest is divided by
+    the one `delta` averages earlier; above `ratio` the rule fires and rolls back to the epoch
+    that earlier one stands for, e − every·(⌊window/2⌋ + delta). Following the official code:
+    - `not_before` (their `es_start_epoch`) bounds the roll-back epoch, not e;
+    - no full window is required: the first averages are means of the 3 or 4 λmax so far
+      (compared only if the 1st or 2nd measurement is at epoch ≥ `not_before`);
+    - a plain division, no sign guard: an earlier average of 0 gives inf (fires if the newer
+      one is > 0), and with two negative averages a *falling* λmax fires;
+    - measurements off the `every` grid are skipped: R-DARTS also measures its final epoch off
+      the grid and never checks the rule there. (It never checks an on-grid final epoch either;
+      this function cannot tell which epoch is final.)
+    A comparison without `delta` earlier averages is skipped (the official code would fail).
+    """
+    if every < 1:
+        raise ValueError(f"every must be ≥ 1, got {every}")
+    values: list[float] = []
+    averages: list[float] = []
+    for epoch, value in measurements:
+        if epoch % every:
             continue
-        if value / smooth[before] > ratio:
-            return Alarm("rdarts", epoch, before,
-                         f"λmax grew {value / smooth[before]:.2f}x from epoch {before} to "
-                         f"{epoch} (R-DARTS stops above {ratio}); roll back to epoch {before}")
+        values.append(float(value))
+        if len(values) < (window + 1) // 2:
+            continue  # no local average yet
+        averages.append(float(np.mean(values[-window:])))
+        rollback = epoch - every * (window // 2) - every * delta
+        if rollback < not_before or len(averages) <= delta:
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):  # x/0 as numpy: ±inf or nan
+            grown = float(np.float64(averages[-1]) / np.float64(averages[-1 - delta]))
+        if grown > ratio:
+            return epoch, rollback, grown
     return None
 
 
-RULES: dict[str, Callable[[Sequence[dict[str, Any]]], Alarm | None]] = {
-    "darts+": darts_plus_rule,
-    "rdarts": rdarts_rule,
-}
-
-
-def first_alarm(epochs: Sequence[dict[str, Any]]) -> Alarm | None:
-    """Whichever rule fired first (by epoch): the single `alarm` a viewer shows."""
-    fired = [a for a in (rule(epochs) for rule in RULES.values()) if a is not None]
-    return min(fired, key=lambda a: a.epoch) if fired else None
+def rdarts_rule(epochs: Sequence[dict[str, Any]], every: int = 2, ratio: float = 1.3,
+                window: int = 5, delta: int = 4, not_before: int = 10) -> Alarm | None:
+    """R-DARTS (DARTS-ES) on epoch records: `rdarts_stop` over the measured λmax (`every` is
+    the measuring cadence, `diagnostics.hessian_every`)."""
+    measured = [(r["epoch"], r["hessian_max_eigenvalue"]) for r in epochs
+                if r.get("hessian_max_eigenvalue") is not None]
+    fired = rdarts_stop(measured, every, ratio, window, delta, not_before)
+    if fired is None:
+        return None
+    epoch, rollback, grown = fired
+    centre = epoch - every * (window // 2)
+    return Alarm("rdarts", epoch, rollback,
+                 f"λmax local average grew {grown:.2f}x from epoch {rollback} to {centre} "
+                 f"(R-DARTS stops above {ratio}); roll back to epoch {rollback}")

@@ -4,6 +4,9 @@ The worker appends; a reader asks for `view()` and gets arrays of the first n ro
 are never written again and a growing buffer is replaced, never resized in place, so a view
 stays valid and consistent however long the run goes on — and taking one costs the same at
 epoch 1 and epoch 100.
+
+The view holds every field a page draws (λmax, the alarm and the regularizer terms included),
+so pages draw from snapshots alone and never read the run folder behind them.
 """
 
 from __future__ import annotations
@@ -15,7 +18,12 @@ from typing import Any
 import numpy as np
 
 SCALARS = ("step", "epoch", "time_s", "train_loss", "train_acc", "val_loss", "val_acc",
-           "entropy", "skip_count")
+           "entropy", "skip_count", "hessian_max_eigenvalue")
+# Per-row values kept as recorded: view field -> record key. A record without one gets None,
+# or {} for the dict-valued ones (step records carry no alarm; old records no regularizers).
+OBJECTS = {"genotypes": "genotype", "live": "live", "regularizers": "regularizers",
+           "alarms": "alarm", "early_stops": "early_stop"}
+_DICT_VALUED = ("live", "regularizers")
 
 
 class _Prefix(Sequence):
@@ -39,7 +47,8 @@ class _Prefix(Sequence):
 
 @dataclass(frozen=True)
 class HistoryView:
-    """Read-only arrays of equal length n: one row per record. Missing values are NaN."""
+    """Read-only arrays of equal length n: one row per record. Missing values are NaN (λmax
+    where it was not measured) or None (no alarm yet)."""
 
     step: np.ndarray
     epoch: np.ndarray
@@ -50,13 +59,23 @@ class HistoryView:
     val_acc: np.ndarray
     entropy: np.ndarray
     skip_count: np.ndarray
+    hessian_max_eigenvalue: np.ndarray
     alphas: dict[str, np.ndarray]  # cell type -> (n, edges, ops) softmax α
     alphas_raw: dict[str, np.ndarray]  # the same for α itself
     genotypes: Sequence[dict[str, Any]]
     live: Sequence[dict[str, float]]
+    regularizers: Sequence[dict[str, dict[str, float]]]  # term -> {"weight", "value"}
+    alarms: Sequence[dict[str, Any] | None]  # the collapse alarm once a rule fired
+    early_stops: Sequence[dict[str, Any] | None]  # the alarm that ended the search
 
     def __len__(self) -> int:
         return len(self.step)
+
+    def last(self, column: str) -> float | None:
+        """The newest finite value of a scalar column (λmax of the last measured epoch)."""
+        values = getattr(self, column)
+        finite = values[np.isfinite(values)]
+        return float(finite[-1]) if len(finite) else None
 
 
 class History:
@@ -65,8 +84,7 @@ class History:
         self._columns = {name: np.full(capacity, np.nan) for name in SCALARS}
         self._alphas = {c: np.zeros((capacity, *shape)) for c, shape in alpha_shapes.items()}
         self._raw = {c: np.zeros((capacity, *shape)) for c, shape in alpha_shapes.items()}
-        self._genotypes: list[dict[str, Any]] = []
-        self._live: list[dict[str, float]] = []
+        self._objects: dict[str, list[Any]] = {name: [] for name in OBJECTS}
 
     def __len__(self) -> int:
         return self._n
@@ -81,8 +99,9 @@ class History:
         for cell, array in self._alphas.items():
             array[n] = record["alphas"][cell]
             self._raw[cell][n] = record["alphas_raw"][cell]
-        self._genotypes.append(record["genotype"])
-        self._live.append(record.get("live", {}))
+        for name, key in OBJECTS.items():
+            value = record.get(key)
+            self._objects[name].append({} if value is None and name in _DICT_VALUED else value)
         self._n = n + 1  # last: a concurrent view never sees a half-written row
 
     def _grow(self) -> None:
@@ -109,6 +128,5 @@ class History:
             **{name: window(columns[name]) for name in SCALARS},
             alphas={cell: window(a) for cell, a in alphas.items()},
             alphas_raw={cell: window(a) for cell, a in raw.items()},
-            genotypes=_Prefix(self._genotypes, n),
-            live=_Prefix(self._live, n),
+            **{name: _Prefix(items, n) for name, items in self._objects.items()},
         )

@@ -1,5 +1,7 @@
-"""Live searches: `SearchRun` runs a `Search` in a daemon thread that people can pause, step,
-retune and stop while they watch; `RunRegistry` holds every run of the process.
+"""Live runs: a `Run` drives a job (the loop of its config's kind, `JOBS`) in a daemon thread
+that people can pause, step, retune and stop while they watch; `RunRegistry` holds every run of
+the process. The app and the CLI drive runs through the same `Run`, so Stop in the browser and
+Ctrl-C in a terminal do the same thing.
 
 Threading rule: the UI never touches the model. Control methods only leave a request under the
 run's condition variable; the worker applies requests between steps, so a step is never cut in
@@ -17,16 +19,23 @@ import json
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from nas_engine.config import SearchConfig
-from nas_engine.history import History, HistoryView
-from nas_engine.live import LIVE_PARAMETERS, validate_live
+from nas_engine.data import load_images
+from nas_engine.device import resolve_device
+from nas_engine.history import History
+from nas_engine.live import live_parameters, validate_live
 from nas_engine.search import NonFiniteLossError, Search
+from nas_engine.snapshot import SPEED, Snapshot
 from nas_engine.spaces import make_space
-from nas_engine.store import RunFolder, list_runs
+from nas_engine.states import RunState
+from nas_engine.store import Recorder, RunFolder, list_runs
+
+Record = dict[str, Any]
 
 STEP_TIME_SMOOTHING = 0.1  # weight of the newest step in the ETA's moving average
 
@@ -34,48 +43,59 @@ STEP_TIME_SMOOTHING = 0.1  # weight of the newest step in the ETA's moving avera
 BRANCHABLE_PREFIXES = ("epochs", "optim.", "record.", "strategy.order", "strategy.fd_radius")
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """An immutable view of a run at one moment. `version` grows with every change, so a viewer
-    can skip a redraw when it has not moved."""
-
-    run_id: str
-    config: SearchConfig
-    state: str
-    message: str | None
-    version: int
-    step: int
-    epoch: int
-    steps_per_epoch: int
-    total_steps: int
-    elapsed_s: float
-    eta_s: float | None
-    latest: dict[str, Any] | None
-    steps: HistoryView
-    epochs: HistoryView
-    live: dict[str, float]
-    live_changes: tuple[dict[str, Any], ...]
-    lineage: dict[str, Any] | None
-    edge_labels: tuple[str, ...]
+class Job(Protocol):
+    """What a `Run` drives: a loop advanced one step at a time that logs through its
+    `Recorder` and can be checkpointed between any two steps (`Search` is one)."""
 
     @property
-    def progress(self) -> float:
-        return self.step / self.total_steps if self.total_steps else 0.0
-
+    def steps_per_epoch(self) -> int: ...
     @property
-    def is_active(self) -> bool:
-        """Still able to change by itself (a viewer keeps polling)."""
-        return self.state in ("created", "running")
+    def total_steps(self) -> int: ...
+    @property
+    def step_count(self) -> int: ...
+    @property
+    def epoch(self) -> int: ...  # epochs completed
+    @property
+    def done(self) -> bool: ...
+    @property
+    def finish_message(self) -> str | None: ...  # why it ended early, if it did
+
+    def step(self) -> list[Record]: ...  # the records this step produced (already logged)
+    def elapsed(self) -> float: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+    def initial_record(self) -> Record: ...  # what a viewer draws before the first record
+    def live_values(self) -> dict[str, float]: ...
+    def set_live(self, name: str, value: float) -> None: ...
 
 
-class SearchRun:
-    """One search in a background thread, controlled between steps."""
+# The job of each run kind (config.RUN_KINDS): a new kind is one entry here.
+JOBS: dict[str, Callable[[SearchConfig, Recorder], Job]] = {"search": Search}
+
+
+def preflight(config: SearchConfig) -> SearchConfig:
+    """Check what can be checked before a run folder exists: the settings, the device and the
+    data (loaded once here, then again by the job: a second or two for CIFAR-10, nothing for
+    the digits). The CLI calls it so that a mistake leaves no run folder; raises ValueError or
+    FileNotFoundError with a one-line message."""
+    config = config.validate()
+    resolve_device(config.device)
+    data = config.data
+    load_images(data.name, data.root, data.download, data.resize, data.subset, config.seed)
+    return config
+
+
+class Run:
+    """One job in a background thread, controlled between steps. Built on a `Recorder` it owns
+    its folder and can run; built on a plain `RunFolder` (`open`) it is a read-only view."""
 
     def __init__(self, config: SearchConfig, folder: RunFolder, *,
                  checkpoint: dict[str, Any] | None = None, lineage: dict[str, Any] | None = None,
-                 live: dict[str, float] | None = None, state: str = "created") -> None:
+                 live: dict[str, float] | None = None,
+                 state: RunState = RunState.CREATED) -> None:
         self.config = config.validate()
         self.folder = folder
+        self._recorder = folder if isinstance(folder, Recorder) else None
         self.run_id = folder.run_id
         self._checkpoint = checkpoint
         self._lineage = lineage
@@ -83,7 +103,8 @@ class SearchRun:
         self._edge_labels = tuple(space.edge_labels())
         self._steps = History(space.alpha_shapes())
         self._epochs = History(space.alpha_shapes())
-        self._live_changes: list[dict[str, Any]] = []
+        self._live_changes: list[Record] = []
+        self._checkpoint_epochs = tuple(folder.checkpoints())
         self._cond = threading.Condition()
         self._state = state
         self._message: str | None = None
@@ -91,9 +112,10 @@ class SearchRun:
         self._step = 0
         self._epoch = 0
         self._steps_per_epoch = 0
+        self._total_steps = 0
         self._elapsed = 0.0
         self._step_time: float | None = None
-        self._latest: dict[str, Any] | None = None
+        self._latest: Record | None = None
         self._speed = 0.0
         self._live: dict[str, float] = {}
         self._pending_live: list[tuple[str, float]] = list((live or {}).items())
@@ -106,9 +128,9 @@ class SearchRun:
 
     # -- construction from disk --------------------------------------------------------------
     @classmethod
-    def open(cls, run_dir: str | Path) -> SearchRun:
-        """A dormant view of a run folder (finished, stopped, interrupted, or live in another
-        process): its history and state, no thread."""
+    def open(cls, run_dir: str | Path) -> Run:
+        """A read-only view of a run folder (finished, stopped, interrupted, or live in another
+        process): its history and state, no thread, no controls."""
         folder = RunFolder(run_dir)
         run = cls(folder.read_config(), folder, lineage=folder.read_lineage(),
                   state=folder.effective_state())
@@ -116,62 +138,66 @@ class SearchRun:
         return run
 
     @classmethod
-    def resume_from(cls, run_dir: str | Path, epochs: int | None = None) -> SearchRun:
+    def resume_from(cls, run_dir: str | Path, epochs: int | None = None) -> Run:
         """Continue a stopped or interrupted run in its own folder from its newest checkpoint;
-        the records after that checkpoint are cut and, the search being deterministic, written
-        again identically. `epochs` may extend the search."""
-        folder = RunFolder(run_dir)
-        state = folder.effective_state()
-        if state in ("running", "paused"):
-            raise ValueError(f"run {folder.run_id} is {state} in another process; stop it first")
-        if state == "finished" and epochs is None:
-            raise ValueError(f"run {folder.run_id} is finished; give epochs to extend it")
-        config = folder.read_config()
+        the records after that checkpoint are cut and, the job being deterministic, written
+        again identically. `epochs` may extend the run."""
+        recorder = Recorder(run_dir)
+        state = recorder.effective_state()
+        if state.is_live:
+            raise ValueError(f"run {recorder.run_id} is {state} in another process; stop it "
+                             "first")
+        if state is RunState.FINISHED and epochs is None:
+            raise ValueError(f"run {recorder.run_id} is finished; give epochs to extend it")
+        config = recorder.read_config()
         if epochs is not None:
             config = config.with_changes({"epochs": epochs})
-        checkpoint = folder.load_checkpoint()
+        checkpoint = recorder.load_checkpoint()
         if config.epochs <= checkpoint["epoch"] and epochs is not None:
             raise ValueError(f"epochs must be more than the {checkpoint['epoch']} already done; "
                              f"got {epochs}")
         if checkpoint["records"] is not None:
-            folder.keep_records(checkpoint["records"])
-        folder.write_config(config)
-        return cls(config, folder, checkpoint=checkpoint, lineage=folder.read_lineage())
+            recorder.keep_records(checkpoint["records"])
+        recorder.write_config(config)
+        return cls(config, recorder, checkpoint=checkpoint, lineage=recorder.read_lineage())
 
     # -- controls (any thread) ---------------------------------------------------------------
-    def start(self) -> SearchRun:
+    def start(self) -> Run:
         with self._cond:
+            self._require_owner()
             if self._thread is not None:
                 raise RuntimeError(f"run {self.run_id} was already started")
-            if self._state not in ("created", "stopped", "interrupted"):
+            if self._state is not RunState.CREATED:
                 raise RuntimeError(f"run {self.run_id} is {self._state}; it cannot start")
-            self._set_state("running")
-        self._thread = threading.Thread(target=self._work, name=f"search-{self.run_id}",
-                                        daemon=True)
+            self._set_state(RunState.RUNNING)
+        self._thread = threading.Thread(target=self._work, daemon=True,
+                                        name=f"{self.config.kind}-{self.run_id}")
         self._thread.start()
         return self
 
     def pause(self) -> None:
         with self._cond:
-            if self._state == "running":
+            self._require_owner()
+            if self._state is RunState.RUNNING:
                 self._pause_requested = True
                 self._cond.notify_all()
 
     def resume(self) -> None:
         with self._cond:
-            if self._state == "paused":
+            self._require_owner()
+            if self._state is RunState.PAUSED:
                 self._budget = None
-                self._set_state("running")
+                self._set_state(RunState.RUNNING)
                 self._cond.notify_all()
 
     def step(self, n: int = 1) -> None:
-        """Advance exactly `n` search steps, then stay paused."""
+        """Advance exactly `n` steps, then stay paused."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be an integer >= 1; got {n!r}")
         with self._cond:
             self._require_controllable()
             self._budget = n
-            self._set_state("running")
+            self._set_state(RunState.RUNNING)
             self._cond.notify_all()
 
     def step_epoch(self) -> None:
@@ -179,25 +205,27 @@ class SearchRun:
         with self._cond:
             self._require_controllable()
             spe = self._steps_per_epoch
-            left = spe - self._step % spe if spe else 1
-            self._budget = left
-            self._set_state("running")
+            self._budget = spe - self._step % spe if spe else 1
+            self._set_state(RunState.RUNNING)
             self._cond.notify_all()
 
     def stop(self) -> None:
-        """Finish the current step, checkpoint, mark stopped (the thread then ends)."""
+        """Finish the current step, checkpoint to latest.pt, mark stopped (the thread then
+        ends)."""
         with self._cond:
-            if self._thread is None and self._state == "created":
-                self._set_state("stopped")
+            self._require_owner()
+            if self._thread is None and self._state is RunState.CREATED:
+                self._set_state(RunState.STOPPED)
             self._stop_requested = True
             self._cond.notify_all()
 
     def set(self, name: str, value: float) -> None:
         """Change a live parameter from the next step on (validated now, logged then)."""
-        value = validate_live(name, value)
+        value = validate_live(self.config, name, value)
         with self._cond:
-            if self._state in ("finished", "failed"):
+            if not self._state.is_live:
                 raise ValueError(f"run {self.run_id} is {self._state}; nothing is live any more")
+            self._require_owner()
             self._pending_live.append((name, value))
             self._cond.notify_all()
 
@@ -205,7 +233,7 @@ class SearchRun:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def wait_for(self, predicate, timeout: float = 60.0) -> bool:  # noqa: ANN001
+    def wait_for(self, predicate: Callable[[Snapshot], bool], timeout: float = 60.0) -> bool:
         """Block until `predicate(snapshot)` holds or the timeout passes (tests, scripts)."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -216,42 +244,47 @@ class SearchRun:
                 self._cond.wait(min(left, 0.05))
         return True
 
+    def _require_owner(self) -> None:
+        if self._recorder is None:
+            raise RuntimeError(f"run {self.run_id} is {self._state} and not run by this "
+                               "process; control it where it runs")
+
     def _require_controllable(self) -> None:
-        if self._state not in ("running", "paused"):
+        self._require_owner()
+        if not self._state.is_controllable:
             raise RuntimeError(f"run {self.run_id} is {self._state}; start or resume it first")
 
     # -- reading (any thread) ----------------------------------------------------------------
     @property
-    def state(self) -> str:
+    def state(self) -> RunState:
         return self._state
 
     def snapshot(self) -> Snapshot:
         with self._cond:
-            left = (self.config.epochs * self._steps_per_epoch) - self._step
+            left = self._total_steps - self._step
             eta = None if self._step_time is None else max(left, 0) * self._step_time
             return Snapshot(
                 run_id=self.run_id, config=self.config, state=self._state,
                 message=self._message, version=self._version, step=self._step,
                 epoch=self._epoch, steps_per_epoch=self._steps_per_epoch,
-                total_steps=self.config.epochs * self._steps_per_epoch,
-                elapsed_s=self._elapsed, eta_s=eta, latest=self._latest,
-                steps=self._steps.view(), epochs=self._epochs.view(),
-                live={**self._live, "speed": self._speed},
+                total_steps=self._total_steps, elapsed_s=self._elapsed, eta_s=eta,
+                latest=self._latest, steps=self._steps.view(), epochs=self._epochs.view(),
+                live={**self._live, SPEED: self._speed},
                 live_changes=tuple(self._live_changes), lineage=self._lineage,
-                edge_labels=self._edge_labels,
+                edge_labels=self._edge_labels, checkpoint_epochs=self._checkpoint_epochs,
             )
 
     # -- the worker --------------------------------------------------------------------------
-    def _set_state(self, state: str, message: str | None = None, write: bool = True) -> None:
+    def _set_state(self, state: RunState, message: str | None = None) -> None:
         """Caller holds the condition."""
         self._state = state
         self._message = message
         self._version += 1
-        if write:
-            self.folder.write_status(state, message, step=self._step)
+        if self._recorder is not None:
+            self._recorder.write_status(state, message, step=self._step)
         self._cond.notify_all()
 
-    def _add_record(self, record: dict[str, Any]) -> None:
+    def _add_record(self, record: Record) -> None:
         kind = record.get("kind")
         if kind == "live":
             self._live_changes.append(record)
@@ -263,93 +296,96 @@ class SearchRun:
         self._version += 1
 
     def _work(self) -> None:
-        search: Search | None = None
+        job: Job | None = None
+        recorder = self._recorder
+        assert recorder is not None  # start() refuses views
         try:
-            search = Search(self.config, self.folder)
+            job = JOBS[self.config.kind](self.config, recorder)
             if self._checkpoint is not None:
-                search.load_state_dict(self._checkpoint)
-                self._speed = self._checkpoint.get("speed", 0.0)
+                job.load_state_dict(self._checkpoint)
+                self._speed = self._checkpoint.get(SPEED, 0.0)
                 self._checkpoint = None
-            # A fresh run shows α at initialisation before its first record (a viewer draws
-            # it at once instead of after `record.log_every` steps); it is not logged.
-            initial = None if self._latest else {
-                "kind": "init", "epoch": 0, "step": 0, "time_s": 0.0, **search._arch_fields()}
+            # A fresh run shows its initial state before its first record (a viewer draws it
+            # at once instead of after `record.log_every` steps); it is not logged.
+            initial = None if self._latest else job.initial_record()
             with self._cond:
-                self._steps_per_epoch = search.steps_per_epoch
-                self._live.update(search.strategy.live_values())
+                self._steps_per_epoch = job.steps_per_epoch
+                self._total_steps = job.total_steps
+                self._live.update(job.live_values())
                 self._latest = self._latest or initial
                 self._version += 1
-            self._loop(search)
+            self._loop(job, recorder)
         except NonFiniteLossError as exc:
             self._fail(str(exc))
         except Exception as exc:  # the thread must never die silently
-            self.folder.write_error(traceback.format_exc())
-            self._fail(_explain(exc, search))
+            recorder.write_error(traceback.format_exc())
+            self._fail(_explain(exc, job))
 
     def _fail(self, message: str) -> None:
         with self._cond:
-            self._set_state("failed", message)
+            self._set_state(RunState.FAILED, message)
 
-    def _loop(self, search: Search) -> None:
+    def _loop(self, job: Job, recorder: Recorder) -> None:
         while True:
             with self._cond:
-                self._apply_live(search)
+                self._apply_live(job, recorder)
                 if self._pause_requested or self._budget == 0:
                     self._pause_requested = False
                     self._budget = None
-                    self._checkpoint_now(search)
-                    self._set_state("paused")
-                while self._state == "paused" and not self._stop_requested:
+                    self._checkpoint_now(job, recorder)
+                    self._set_state(RunState.PAUSED)
+                while self._state is RunState.PAUSED and not self._stop_requested:
                     self._cond.wait()
-                    self._apply_live(search)
+                    self._apply_live(job, recorder)
                 if self._stop_requested:
-                    self._checkpoint_now(search)
-                    self._set_state("stopped")
+                    self._checkpoint_now(job, recorder)
+                    self._set_state(RunState.STOPPED)
                     return
-                if search.done:
-                    stop = search.early_stop
-                    self._set_state("finished", f"stopped early: {stop.message}" if stop else None)
+                if job.done:
+                    self._set_state(RunState.FINISHED, job.finish_message)
                     return
                 if self._budget is not None:
                     self._budget -= 1
             started = time.perf_counter()
-            records = search.step()
+            records = job.step()
             took = time.perf_counter() - started
             with self._cond:
                 for record in records:
                     self._add_record(record)
-                self._step = search.step_count
-                self._elapsed = search.elapsed()
+                self._step = job.step_count
+                self._elapsed = job.elapsed()
+                self._checkpoint_epochs = recorder.checkpoint_epochs
                 self._step_time = took if self._step_time is None else (
                     (1 - STEP_TIME_SMOOTHING) * self._step_time + STEP_TIME_SMOOTHING * took)
                 self._version += 1
-                if self._speed > 0 and not search.done:  # slow motion; controls wake it
+                if self._speed > 0 and not job.done:  # slow motion; controls wake it
                     self._cond.wait(max(0.0, 1.0 / self._speed - took))
 
-    def _apply_live(self, search: Search) -> None:
+    def _apply_live(self, job: Job, recorder: Recorder) -> None:
         """Caller holds the condition. Applies and logs every pending live change."""
         while self._pending_live:
             name, value = self._pending_live.pop(0)
-            previous = self._speed if name == "speed" else self._live.get(name)
-            if name == "speed":
+            previous = self._speed if name == SPEED else self._live.get(name)
+            if name == SPEED:
                 self._speed = value
             else:
-                search.strategy.set_live(name, value)
+                job.set_live(name, value)
                 self._live[name] = value
-            record = {"kind": "live", "step": search.step_count + 1, "epoch": search.epoch,
-                      "time_s": round(search.elapsed(), 4), "name": name, "value": value,
+            record = {"kind": "live", "step": job.step_count + 1, "epoch": job.epoch,
+                      "time_s": round(job.elapsed(), 4), "name": name, "value": value,
                       "previous": previous}
-            self.folder.append_record(record)
+            recorder.append_record(record)
             self._add_record(record)
 
-    def _checkpoint_now(self, search: Search) -> None:
-        state = search.state_dict()
-        state["speed"] = self._speed
-        self.folder.save_checkpoint(state)
+    def _checkpoint_now(self, job: Job, recorder: Recorder) -> None:
+        """latest.pt (pause, stop): a state anywhere in an epoch, never an epoch checkpoint."""
+        state = job.state_dict()
+        state[SPEED] = self._speed
+        recorder.save_checkpoint(state)
 
 
-def _explain(exc: Exception, search: Search | None) -> str:
-    step = f"step {search.step_count}: " if search is not None else "while starting: "
+def _explain(exc: Exception, job: Job | None) -> str:
+    step = f"step {job.step_count}: " if job is not None else "while starting: "
     oom = getattr(__import__("torch").cuda, "OutOfMemoryError", ())
     if isinstance(exc, oom):
         return (step + "the GPU ran out of memory; try a smaller data.batch_size, fewer "
@@ -358,35 +394,34 @@ def _explain(exc: Exception, search: Search | None) -> str:
 
 
 class RunRegistry:
-    """Every run of this process, plus the finished ones found in the runs folder."""
+    """Every run of this process, plus the ones found in the runs folder."""
 
     def __init__(self, runs_dir: str | Path = "runs") -> None:
         self.runs_dir = Path(runs_dir)
-        self._runs: dict[str, SearchRun] = {}
+        self._runs: dict[str, Run] = {}
         self._lock = threading.Lock()
 
-    def create(self, config: SearchConfig, label: str = "") -> SearchRun:
-        """A new run (not started: call `start()`)."""
+    def create(self, config: SearchConfig, label: str = "") -> Run:
+        """A new run of `config.kind` (not started: call `start()`)."""
         config = config.validate()
-        run = SearchRun(config, RunFolder.create(self.runs_dir, config, label))
-        return self._keep(run)
+        return self._keep(Run(config, Recorder.create(self.runs_dir, config, label)))
 
-    def _keep(self, run: SearchRun) -> SearchRun:
+    def _keep(self, run: Run) -> Run:
         with self._lock:
             self._runs[run.run_id] = run
         return run
 
-    def get(self, run_id: str) -> SearchRun | None:
-        """A run of this process, or a dormant view of one on disk; None if unknown."""
+    def get(self, run_id: str) -> Run | None:
+        """A run of this process, or a read-only view of one on disk; None if unknown."""
         with self._lock:
             if run_id in self._runs:
                 return self._runs[run_id]
         path = self.runs_dir / run_id
         if "/" in run_id or "\\" in run_id or not (path / "config.json").is_file():
             return None
-        return SearchRun.open(path)
+        return Run.open(path)
 
-    def live_runs(self) -> list[SearchRun]:
+    def live_runs(self) -> list[Run]:
         with self._lock:
             return list(self._runs.values())
 
@@ -400,17 +435,16 @@ class RunRegistry:
             summaries.append(RunSummary.of_run(run) if run else RunSummary.of_folder(folder))
         return summaries
 
-    def resume(self, run_id: str, epochs: int | None = None) -> SearchRun:
+    def resume(self, run_id: str, epochs: int | None = None) -> Run:
         with self._lock:
             current = self._runs.get(run_id)
-        if current is not None and current.state in ("running", "paused", "created"):
+        if current is not None and current.state.is_live:
             raise ValueError(f"run {run_id} is {current.state}; nothing to resume")
         if current is not None:
             current.join()
-        return self._keep(SearchRun.resume_from(self.runs_dir / run_id, epochs))
+        return self._keep(Run.resume_from(self.runs_dir / run_id, epochs))
 
-    def branch(self, run_id: str, epoch: int, changes: dict[str, Any] | None = None
-               ) -> SearchRun:
+    def branch(self, run_id: str, epoch: int, changes: dict[str, Any] | None = None) -> Run:
         """A new run from `run_id`'s checkpoint after `epoch`, with `changes`: live parameters
         by name (e.g. {"alpha_lr": 1e-3}) and/or config keys that leave the tensors' shapes
         alone (epochs, optim.*, record.*, strategy.order). Its history starts with the
@@ -419,23 +453,25 @@ class RunRegistry:
         if not (parent.path / "config.json").is_file():
             raise ValueError(f"run_id {run_id!r} is not a run under {self.runs_dir}")
         changes = dict(changes or {})
-        live = {k: validate_live(k, changes.pop(k)) for k in list(changes)
-                if k in LIVE_PARAMETERS}
+        config = parent.read_config()
+        declared = live_parameters(config)
+        live = {k: validate_live(config, k, changes.pop(k)) for k in list(changes)
+                if k in declared}
         for key in changes:
             if not key.startswith(BRANCHABLE_PREFIXES):
                 raise ValueError(f"{key} cannot change in a branch (it would change the "
                                  "network); start a new run instead")
-        config = parent.read_config().with_changes(changes)
+        config = config.with_changes(changes)
         checkpoint = parent.load_checkpoint(epoch)
-        folder = RunFolder.create(self.runs_dir, config, label=f"branch-e{epoch}")
+        recorder = Recorder.create(self.runs_dir, config, label=f"branch-e{epoch}")
         for record in parent.read_records()[: checkpoint["records"]]:
-            folder.append_record(record)
-        checkpoint["records"] = folder.record_count
+            recorder.append_record(record)
+        checkpoint["records"] = recorder.record_count
         lineage = {"parent": run_id, "epoch": epoch, "step": checkpoint["step_count"],
                    "changes": {**changes, **live}}
-        folder.write_lineage(lineage)
-        run = SearchRun(config, folder, checkpoint=checkpoint, lineage=lineage, live=live)
-        return self._keep(run)
+        recorder.write_lineage(lineage)
+        return self._keep(Run(config, recorder, checkpoint=checkpoint, lineage=lineage,
+                              live=live))
 
     def stop_all(self, timeout: float = 30.0) -> None:
         """Stop every live run and wait for its thread (the app calls this on shutdown)."""
@@ -451,35 +487,43 @@ class RunSummary:
     """One row of the runs table."""
 
     run_id: str
-    state: str
+    kind: str
+    state: RunState
     space: str
     dataset: str
     epoch: int
     epochs: int
     skip_count: int | None
+    alarm: dict[str, Any] | None  # the collapse alarm of the newest epoch, once one fired
     started: str
     parent: str | None
 
     @classmethod
-    def of_run(cls, run: SearchRun) -> RunSummary:
+    def of_run(cls, run: Run) -> RunSummary:
         snap = run.snapshot()
         latest = snap.latest or {}
-        return cls(run.run_id, snap.state, snap.config.space, snap.config.data.name, snap.epoch,
-                   snap.config.epochs, latest.get("skip_count"), _started(run.folder),
+        alarm = snap.epochs.alarms[-1] if len(snap.epochs) else None
+        return cls(run.run_id, snap.config.kind, snap.state, snap.config.space,
+                   snap.config.data.name, snap.epoch, snap.config.epochs,
+                   latest.get("skip_count"), alarm, _started(run.folder),
                    (snap.lineage or {}).get("parent"))
 
     @classmethod
     def of_folder(cls, folder: RunFolder) -> RunSummary:
+        """From the folder's files alone: the config as JSON and the log's last lines (a long
+        run lists as fast as a short one)."""
         config = json.loads((folder.path / "config.json").read_text())
-        last = folder.last_record()
+        last = folder.last_record() or {}
+        last_epoch = folder.last_record(("epoch",)) or {}
         lineage = folder.read_lineage() or {}
-        return cls(folder.run_id, folder.effective_state(), config["space"],
-                   config["data"]["name"], (last or {}).get("epoch", 0), config["epochs"],
-                   (last or {}).get("skip_count"), _started(folder), lineage.get("parent"))
+        return cls(folder.run_id, config.get("kind", SearchConfig.kind),
+                   folder.effective_state(), config["space"], config["data"]["name"],
+                   last.get("epoch", 0), config["epochs"], last.get("skip_count"),
+                   last_epoch.get("alarm"), _started(folder), lineage.get("parent"))
 
 
 def _started(folder: RunFolder) -> str:
-    """From the folder name (`RunFolder.create` begins it with the start time)."""
+    """From the folder name (`Recorder.create` begins it with the start time)."""
     try:
         stamp = time.strptime(folder.run_id[:15], "%Y%m%d-%H%M%S")
     except ValueError:

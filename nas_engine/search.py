@@ -15,21 +15,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from nas_engine.components import Components, SearchContext
 from nas_engine.config import SearchConfig
 from nas_engine.data import load_images, make_streams
 from nas_engine.device import configure_threads, resolve_device
-from nas_engine.diagnostics import (
-    RULES,
-    Alarm,
-    first_alarm,
-    hessian_max_eigenvalue,
-    mean_entropy,
-    parameter_free_mass,
-)
-from nas_engine.model import SearchModel
+from nas_engine.diagnostics import Alarm, mean_entropy, parameter_free_mass
+from nas_engine.model import SearchModel, SupernetOptions
 from nas_engine.spaces import make_space
-from nas_engine.store import RunFolder
-from nas_engine.strategies import StepResult, make_strategy
+from nas_engine.store import Recorder
+from nas_engine.strategies import StepResult, Strategy, make_strategy
 
 Record = dict[str, Any]
 
@@ -59,34 +53,49 @@ def _rows(probs: np.ndarray) -> list[list[float]]:
     return [[round(float(v), 6) for v in row] for row in probs]
 
 
+def build_model(config: SearchConfig, strategy: Strategy, components: Components,
+                in_channels: int, num_classes: int, image_size: int) -> SearchModel:
+    """The supernet and α, as the strategy and the components shape them."""
+    options = SupernetOptions()
+    strategy.adapt_search_space(options)
+    components.adapt_search_space(options)
+    return SearchModel(make_space(config), in_channels, num_classes, image_size, options)
+
+
 class Search:
-    def __init__(self, config: SearchConfig, folder: RunFolder | None = None) -> None:
+    def __init__(self, config: SearchConfig, recorder: Recorder | None = None) -> None:
+        """`recorder` (the run folder's one writer) receives every record, the genotype and
+        the epoch checkpoints; None keeps everything in memory (tests, notebooks)."""
         self.config = config.validate()
-        self.folder = folder
+        self.recorder = recorder
         self.device = resolve_device(config.device)
         configure_threads(self.device, config.threads)
         data = config.data
         images = load_images(data.name, data.root, data.download, data.resize, data.subset,
                              config.seed)
-        self.space = make_space(config)
+        self.strategy = make_strategy(config, self.device)
+        self.components = Components(config)
         with _BUILD_LOCK:
             seed_everything(config.seed)
-            self.model = SearchModel(self.space, images.in_channels, images.num_classes,
-                                     images.image_size, config.partial_channels).to(self.device)
-        self.strategy = make_strategy(self.model, config)
+            self.model = build_model(config, self.strategy, self.components, images.in_channels,
+                                     images.num_classes, images.image_size).to(self.device)
+        self.space = self.model.space
+        self.strategy.attach(self.model, self.components)
         self.train_stream, self.val_stream = make_streams(
             images, data.train_portion, data.batch_size, config.seed, self.device, data.augment
         )
+        self.components.bind(SearchContext(config, self.model, self.strategy.w_optimizer,
+                                           self._fixed_val_batch))
         self.steps_per_epoch = len(self.train_stream)
         self.total_steps = self.steps_per_epoch * config.epochs
         self.step_count = 0  # search steps done, over all epochs
         self.epoch = 0  # epochs completed
         self.elapsed_before = 0.0  # search time of earlier sessions (resume)
+        self.progress = 0.0  # where the last step was in the search, in [0, 1)
         self._started = time.perf_counter()
         self._unchecked: list[tuple[int, torch.Tensor, torch.Tensor]] = []
         self._epoch_records: list[Record] = []  # what the early-stop rules read
         self.alarm: Alarm | None = None
-        self._hessian_vector: list[torch.Tensor] | None = None  # warm start for λmax
         self.early_stop: Alarm | None = None  # the alarm that ended the search, if one did
         self._reset_epoch_sums()
 
@@ -114,8 +123,9 @@ class Search:
         if self.done:
             raise RuntimeError("the search has already run all its epochs")
         self.model.train()
+        self.progress = self.step_count / self.total_steps
         result = self.strategy.step(self.train_stream.next(), self.val_stream.next(),
-                                    self.step_count / self.total_steps)
+                                    self.progress)
         self._accumulate(result)
         self.step_count += 1
         self._unchecked.append((self.step_count, result.train_loss, result.val_loss))
@@ -130,8 +140,8 @@ class Search:
         return records
 
     def _emit(self, record: Record) -> None:
-        if self.folder is not None:
-            self.folder.append_record(record)
+        if self.recorder is not None:
+            self.recorder.append_record(record)
 
     def _check_finite(self) -> None:
         """One host sync per logging point checks every step since the last one."""
@@ -143,6 +153,25 @@ class Search:
             step, train_loss, val_loss = self._unchecked[int((~finite).nonzero()[0, 0])]
             raise NonFiniteLossError(step, train_loss.item(), val_loss.item())
         self._unchecked.clear()
+
+    def initial_record(self) -> Record:
+        """α at initialisation, for a viewer to draw before the first logged record (not
+        logged itself)."""
+        return {"kind": "init", "epoch": 0, "step": 0, "time_s": 0.0, **self._arch_fields()}
+
+    def live_values(self) -> dict[str, float]:
+        """The live parameters in force, by name (the strategy's and the components')."""
+        return {**self.strategy.live_values(), **self.components.live_values()}
+
+    def set_live(self, name: str, value: float) -> None:
+        """Apply a validated live parameter from the next step on, by its declaring owner."""
+        owner = self.components if self.components.owns(name) else self.strategy
+        owner.set_live(name, value)
+
+    @property
+    def finish_message(self) -> str | None:
+        """Why the search ended before its last epoch (an early-stop rule), if it did."""
+        return f"stopped early: {self.early_stop.message}" if self.early_stop else None
 
     def run(self) -> list[Record]:
         records = []
@@ -167,8 +196,10 @@ class Search:
             "entropy": mean_entropy(probs),
             "parameter_free_mass": {cell: float(parameter_free_mass(p, self.config.ops or []))
                                     for cell, p in probs.items()},
-            "live": self.strategy.live_values(),
-            "regularizers": self.strategy.regularizers.record(self.step_count / self.total_steps),
+            "live": self.live_values(),
+            "regularizers": {},
+            **self.components.record_fields(self.progress),
+            **self.strategy.record_fields(),
         }
 
     def _step_record(self, result: StepResult) -> Record:
@@ -196,46 +227,20 @@ class Search:
             "val_loss": val_loss,
             "val_acc": val_acc,
             **self._arch_fields(),
-            **self._hessian_fields(),
+            **self.components.epoch_fields(self.epoch),
         }
         self._judge(record)
         self.strategy.after_epoch(self.epoch)
+        self.components.after_epoch(self.epoch)
         self._reset_epoch_sums()
         self._emit(record)
-        if self.folder is not None:
-            self.folder.write_genotype(self._final_genotype(record))
+        if self.recorder is not None:
+            self.recorder.write_genotype(self._final_genotype(record))
             if self.config.record.checkpoint:
-                self.folder.save_checkpoint(self.state_dict(), self.epoch)
+                self.recorder.save_checkpoint(self.state_dict(), self.epoch)
         return record
 
     # -- collapse diagnostics ----------------------------------------------------------------
-    def _hessian_fields(self) -> Record:
-        every = self.config.diagnostics.hessian_every
-        if not every or self.epoch % every:
-            return {}
-        started = time.perf_counter()
-        value, method = self.hessian_max_eigenvalue()
-        return {"hessian_max_eigenvalue": value, "hessian_method": method,
-                "hessian_seconds": round(time.perf_counter() - started, 4)}
-
-    def hessian_max_eigenvalue(self) -> tuple[float, str]:
-        """λmax of ∇²α L_val on a fixed validation batch, in train mode as the search sees it
-        (BatchNorm's running statistics are restored afterwards)."""
-        x, y = self._fixed_val_batch(self.config.diagnostics.hessian_batch)
-        buffers = {k: b.clone() for k, b in self.model.net.named_buffers()}
-        self.model.train()
-        try:
-            value, method, self._hessian_vector = hessian_max_eigenvalue(
-                lambda: torch.nn.functional.cross_entropy(self.model(x), y),
-                self.model.arch_parameters(), self.config.diagnostics.hessian_iterations,
-                self.config.diagnostics.hessian_tolerance, seed=self.config.seed,
-                start=self._hessian_vector,
-            )
-            return value, method
-        finally:
-            for k, b in self.model.net.named_buffers():
-                b.copy_(buffers[k])
-
     def _fixed_val_batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         xs, ys, have = [], [], 0
         for x, y in self.val_stream.iter_pass():
@@ -251,23 +256,23 @@ class Search:
         may end the search."""
         self._epoch_records.append({k: record.get(k) for k in (
             "epoch", "skip_count", "hessian_max_eigenvalue", "genotype")})
-        if self.alarm is None:
-            self.alarm = first_alarm(self._epoch_records)
-        rule = self.config.diagnostics.early_stop
-        if rule != "none" and self.early_stop is None:
-            self.early_stop = RULES[rule](self._epoch_records)
+        alarm, stop = self.components.judge(self._epoch_records)
+        self.alarm = self.alarm or alarm
+        self.early_stop = self.early_stop or stop
         record["alarm"] = self.alarm.to_dict() if self.alarm else None
         if self.early_stop is not None:
             record["early_stop"] = self.early_stop.to_dict()
 
     def _final_genotype(self, record: Record) -> Record:
-        """The genotype to keep: the current one, or the one the R-DARTS rule rolls back to."""
+        """The genotype to keep: the one the R-DARTS rule rolls back to, else a component's
+        rule for the final cell (P-DARTS' skip cap), else the current one."""
         stop = self.early_stop
-        if stop is None or stop.rollback_epoch is None:
-            return record["genotype"]
-        earlier = next(r for r in self._epoch_records if r["epoch"] == stop.rollback_epoch)
-        return {**earlier["genotype"], "rolled_back_to": stop.rollback_epoch,
-                "stopped_by": stop.message}
+        if stop is not None and stop.rollback_epoch is not None:
+            earlier = next(r for r in self._epoch_records if r["epoch"] == stop.rollback_epoch)
+            return {**earlier["genotype"], "rolled_back_to": stop.rollback_epoch,
+                    "stopped_by": stop.message}
+        final = self.components.final_genotype(self.model)
+        return record["genotype"] if final is None else self.space.genotype_dict(final)
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
@@ -294,14 +299,15 @@ class Search:
             "strategy": self.strategy.state_dict(),
             "train_stream": self.train_stream.state_dict(),
             "val_stream": self.val_stream.state_dict(),
-            "records": self.folder.record_count if self.folder is not None else None,
+            "records": self.recorder.record_count if self.recorder is not None else None,
             "step_count": self.step_count,
             "epoch": self.epoch,
             "elapsed": self.elapsed(),
             "epoch_sums": [self._loss_sum.cpu(), self._correct_sum.cpu(), self._seen],
             "epoch_records": list(self._epoch_records),
             "alarm": self.alarm.to_dict() if self.alarm else None,
-            "hessian_vector": self._hessian_vector,
+            "early_stop": self.early_stop.to_dict() if self.early_stop else None,
+            "components": self.components.state_dict(),
             "config": self.config.to_dict(),
         }
 
@@ -319,5 +325,5 @@ class Search:
         self.strategy.set_epochs(self.config.epochs)
         self._epoch_records = list(state["epoch_records"])
         self.alarm = Alarm(**state["alarm"]) if state["alarm"] else None
-        vector = state["hessian_vector"]
-        self._hessian_vector = None if vector is None else [v.to(self.device) for v in vector]
+        self.early_stop = Alarm(**state["early_stop"]) if state["early_stop"] else None
+        self.components.load_state_dict(state["components"])

@@ -1,6 +1,6 @@
 """The run folder: the one format the CLI, the app and later tools share (see README).
 
-    config.json      the full SearchConfig
+    config.json      the full SearchConfig (its `kind` names the job that runs it)
     metrics.jsonl    append-only, one JSON record per line (kind "step" or "epoch"), flushed
     genotype.json    the cell derived from the latest α (DARTS Genotype / NB201 arch string)
     status.json      {"state": ..., "message": ..., "pid": ...}
@@ -8,8 +8,10 @@
     lineage.json     for a branch: the parent run, the epoch it branched at, the changes
     error.log        the traceback when a run failed
 
-Every write that replaces a file goes through a temporary file and `os.replace`, so a crash
-leaves either the old or the new file; a metrics line cut off by a crash is skipped on read.
+`RunFolder` reads a folder; `Recorder` is the only code that writes one (the run that owns
+it holds the one Recorder), so every write goes through one place. Every write that replaces
+a file goes through a temporary file and `os.replace`, so a crash leaves either the old or the
+new file; a metrics line cut off by a crash is skipped on read.
 """
 
 from __future__ import annotations
@@ -24,8 +26,7 @@ from typing import Any
 import torch
 
 from nas_engine.config import SearchConfig
-
-STATES = ("created", "running", "paused", "finished", "stopped", "failed", "interrupted")
+from nas_engine.states import RunState
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -42,96 +43,15 @@ def _atomic_write_json(path: Path, obj: Any) -> None:
 
 
 class RunFolder:
-    """Reads and writes one run's folder."""
+    """Reads one run's folder (any process, any number of readers)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._record_count: int | None = None
-
-    @property
-    def record_count(self) -> int:
-        """Complete records in metrics.jsonl (a checkpoint stores it: what to keep on resume)."""
-        if self._record_count is None:
-            self._record_count = len(self.read_records())
-        return self._record_count
 
     @property
     def run_id(self) -> str:
         return self.path.name
 
-    @classmethod
-    def create(cls, runs_dir: str | Path, config: SearchConfig, label: str = "") -> RunFolder:
-        """A new folder named by time, space, dataset and seed, unique under `runs_dir`."""
-        root = Path(runs_dir)
-        root.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = f"{stamp}-{config.space}-{config.data.name}-s{config.seed}"
-        if label:
-            base += "-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-")
-        path, n = root / base, 1
-        while True:
-            try:
-                path.mkdir()
-                break
-            except FileExistsError:
-                n += 1
-                path = root / f"{base}-{n}"
-        folder = cls(path)
-        folder.write_config(config)
-        folder.write_status("created")
-        return folder
-
-    # -- writing ---------------------------------------------------------------------------
-    def write_config(self, config: SearchConfig) -> None:
-        _atomic_write_json(self.path / "config.json", config.to_dict())
-
-    def append_record(self, record: dict[str, Any]) -> None:
-        count = self.record_count
-        line = json.dumps(record, separators=(",", ":")) + "\n"
-        with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-        self._record_count = count + 1
-
-    def keep_records(self, count: int) -> None:
-        """Cut the log back to its first `count` records: what a checkpoint had seen. The steps
-        after it are run again on resume and write the same records again."""
-        kept = self.read_records()[:count]
-        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in kept)
-        _atomic_write_bytes(self.path / "metrics.jsonl", text.encode())
-        self._record_count = len(kept)
-
-    def write_status(self, state: str, message: str | None = None, **extra: Any) -> None:
-        if state not in STATES:
-            raise ValueError(f"state must be one of {', '.join(STATES)}; got {state!r}")
-        status = {"state": state, "updated": time.time(), "pid": os.getpid(), **extra}
-        if message is not None:
-            status["message"] = message
-        _atomic_write_json(self.path / "status.json", status)
-
-    def write_genotype(self, genotype: dict[str, Any]) -> None:
-        _atomic_write_json(self.path / "genotype.json", genotype)
-
-    def write_lineage(self, lineage: dict[str, Any]) -> None:
-        _atomic_write_json(self.path / "lineage.json", lineage)
-
-    def write_error(self, text: str) -> None:
-        _atomic_write_bytes(self.path / "error.log", text.encode())
-
-    def save_checkpoint(self, state: dict[str, Any], epoch: int | None = None) -> Path:
-        """After an epoch: `epoch_NNNN.pt`, and any older mid-epoch `latest.pt` goes. Without
-        an epoch (pause, stop): `latest.pt`."""
-        directory = self.path / "checkpoints"
-        directory.mkdir(exist_ok=True)
-        path = directory / ("latest.pt" if epoch is None else f"epoch_{epoch:04d}.pt")
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-        if epoch is not None:
-            (directory / "latest.pt").unlink(missing_ok=True)
-        return path
-
-    # -- reading ---------------------------------------------------------------------------
     def read_config(self) -> SearchConfig:
         return SearchConfig.from_json((self.path / "config.json").read_text())
 
@@ -180,7 +100,7 @@ class RunFolder:
         try:
             return json.loads((self.path / "status.json").read_text())
         except (FileNotFoundError, json.JSONDecodeError):
-            return {"state": "created"}
+            return {"state": RunState.CREATED.value}
 
     def read_lineage(self) -> dict[str, Any] | None:
         try:
@@ -188,13 +108,13 @@ class RunFolder:
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
-    def effective_state(self) -> str:
-        """The recorded state, except that a run marked running or paused whose process is
-        gone (killed, crashed, machine restarted) is `interrupted`."""
+    def effective_state(self) -> RunState:
+        """The recorded state, except that a live run (created, running, paused) whose process
+        is gone (killed, crashed, machine restarted) is `interrupted`."""
         status = self.read_status()
-        state = status.get("state", "created")
-        if state in ("created", "running", "paused") and not _process_alive(status.get("pid")):
-            return "interrupted"
+        state = RunState(status.get("state", RunState.CREATED))
+        if state.is_live and not _process_alive(status.get("pid")):
+            return RunState.INTERRUPTED
         return state
 
     def read_genotype(self) -> dict[str, Any] | None:
@@ -232,6 +152,108 @@ class RunFolder:
                 f"epoch must be one of the checkpointed epochs {sorted(found)}; got {epoch}"
             )
         return torch.load(path, map_location="cpu", weights_only=False)
+
+
+
+
+class Recorder(RunFolder):
+    """The one writer of a run folder: config, records (append, cut back on resume), status,
+    genotype, lineage, error log and checkpoints. The run that owns the folder holds it, and
+    a job (e.g. `Search`) receives it to log records and epoch checkpoints."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path)
+        self._record_count: int | None = None
+        self._checkpoint_epochs: tuple[int, ...] | None = None
+
+    @classmethod
+    def create(cls, runs_dir: str | Path, config: SearchConfig, label: str = "") -> Recorder:
+        """A new folder named by time, space, dataset and seed, unique under `runs_dir`."""
+        root = Path(runs_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = f"{stamp}-{config.space}-{config.data.name}-s{config.seed}"
+        if label:
+            base += "-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-")
+        path, n = root / base, 1
+        while True:
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                n += 1
+                path = root / f"{base}-{n}"
+        recorder = cls(path)
+        recorder.write_config(config)
+        recorder.write_status(RunState.CREATED)
+        return recorder
+
+    @property
+    def record_count(self) -> int:
+        """Complete records in metrics.jsonl (a checkpoint stores it: what to keep on resume)."""
+        if self._record_count is None:
+            self._record_count = len(self.read_records())
+        return self._record_count
+
+    @property
+    def checkpoint_epochs(self) -> tuple[int, ...]:
+        """Epochs with a checkpoint, kept current as this recorder saves them (a snapshot
+        offers them to branch from without listing the folder)."""
+        if self._checkpoint_epochs is None:
+            self._checkpoint_epochs = tuple(self.checkpoints())
+        return self._checkpoint_epochs
+
+    def write_config(self, config: SearchConfig) -> None:
+        _atomic_write_json(self.path / "config.json", config.to_dict())
+
+    def append_record(self, record: dict[str, Any]) -> None:
+        count = self.record_count
+        line = json.dumps(record, separators=(",", ":")) + "\n"
+        with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+        self._record_count = count + 1
+
+    def keep_records(self, count: int) -> None:
+        """Cut the log back to its first `count` records: what a checkpoint had seen. The steps
+        after it are run again on resume and write the same records again."""
+        kept = self.read_records()[:count]
+        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in kept)
+        _atomic_write_bytes(self.path / "metrics.jsonl", text.encode())
+        self._record_count = len(kept)
+
+    def write_status(self, state: RunState | str, message: str | None = None,
+                     **extra: Any) -> None:
+        """`state` is checked against RunState (a typo raises ValueError)."""
+        status = {"state": RunState(state).value, "updated": time.time(), "pid": os.getpid(),
+                  **extra}
+        if message is not None:
+            status["message"] = message
+        _atomic_write_json(self.path / "status.json", status)
+
+    def write_genotype(self, genotype: dict[str, Any]) -> None:
+        _atomic_write_json(self.path / "genotype.json", genotype)
+
+    def write_lineage(self, lineage: dict[str, Any]) -> None:
+        _atomic_write_json(self.path / "lineage.json", lineage)
+
+    def write_error(self, text: str) -> None:
+        _atomic_write_bytes(self.path / "error.log", text.encode())
+
+    def save_checkpoint(self, state: dict[str, Any], epoch: int | None = None) -> Path:
+        """After an epoch: `epoch_NNNN.pt`, and any older mid-epoch `latest.pt` goes. Without
+        an epoch (pause, stop): `latest.pt`. Only a job's end of epoch gives an epoch, so an
+        epoch checkpoint always holds an end-of-epoch state."""
+        directory = self.path / "checkpoints"
+        directory.mkdir(exist_ok=True)
+        path = directory / ("latest.pt" if epoch is None else f"epoch_{epoch:04d}.pt")
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+        if epoch is not None:
+            (directory / "latest.pt").unlink(missing_ok=True)
+            self._checkpoint_epochs = tuple(sorted({*self.checkpoint_epochs, epoch}))
+        return path
 
 
 def _process_alive(pid: Any) -> bool:

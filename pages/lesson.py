@@ -10,8 +10,9 @@ import streamlit as st
 
 from nas_engine import config as cfg
 from nas_engine import viz
-from nas_engine.live import LIVE_PARAMETERS
-from nas_engine.runner import SearchRun, Snapshot
+from nas_engine.live import live_parameters
+from nas_engine.runner import Run
+from nas_engine.snapshot import Snapshot
 from pages.ui import common, panels, progress_feed
 
 DEMO_PRESET = "collapse-demo"
@@ -20,18 +21,18 @@ ENTROPY = "entropy_weight"
 TRY_LAMBDA = 1.0  # the branch's starting suggestion: sharpen, and see what wins
 
 
-def _watch(run: SearchRun) -> None:
-    progress_feed.follow(run, run.snapshot(), lambda snap: _records(run, snap))
+def _watch(run: Run) -> None:
+    progress_feed.follow(run, run.snapshot(), _records)
 
 
-def _records(run: SearchRun, snap: Snapshot) -> None:
-    panels.diagnostics_strip(snap, panels.last_epoch_record(run, snap))
+def _records(snap: Snapshot) -> None:
+    panels.diagnostics_strip(snap)
     point = viz.latest_point(snap)
     if point is not None:
         panels.arch_panel(snap, point, key=f"lesson-{snap.run_id}")
 
 
-def _run_from_url(key: str) -> SearchRun | None:
+def _run_from_url(key: str) -> Run | None:
     run_id = st.query_params.get(key)
     return common.registry().get(run_id) if run_id else None
 
@@ -47,7 +48,7 @@ def _start(preset: str, key: str, seed: int | None = None) -> None:
         st.rerun()
 
 
-def step_start() -> SearchRun | None:
+def step_start() -> Run | None:
     st.subheader("1 · Start a search that collapses")
     st.markdown(f"The **{DEMO_PRESET}** preset searches a DARTS cell on the bundled digits with "
                 "three candidate ops per edge: `none`, `skip_connect` and `sep_conv_3x3` "
@@ -63,7 +64,7 @@ def step_start() -> SearchRun | None:
     return run
 
 
-def step_watch(run: SearchRun) -> None:
+def step_watch(run: Run) -> None:
     st.subheader("2 · Watch the skip count grow")
     st.markdown("Keep an eye on **skip_connects in the cell** and on the red edges of the "
                 "graph. In the heatmap, the `skip_connect` column brightens edge after edge "
@@ -74,7 +75,7 @@ def step_watch(run: SearchRun) -> None:
     _watch(run)
 
 
-def step_cure(run: SearchRun) -> SearchRun | None:
+def step_cure(run: Run) -> Run | None:
     st.subheader("3 · Start its twin with a cure")
     st.markdown(f"**{CURED_PRESET}** is the same search on the same seed with one change: "
                 "P-DARTS' dropout on skip_connect's output (0.95, fading to 0 over the search). "
@@ -89,7 +90,7 @@ def step_cure(run: SearchRun) -> SearchRun | None:
     return child
 
 
-def step_entropy(run: SearchRun) -> SearchRun | None:
+def step_entropy(run: Run) -> Run | None:
     st.subheader("4 · Your turn: does entropy regularisation help?")
     st.markdown("Entropy of α is the usual first idea. **λ > 0** rewards decided edges: watch "
                 "skip_connect's column light up, the collapse gets *sharper*. **λ < 0** "
@@ -102,12 +103,12 @@ def step_entropy(run: SearchRun) -> SearchRun | None:
         st.success(f"Your branch: `{child.run_id}`")
         _watch(child)
         return child
-    epochs = sorted(run.folder.checkpoints())
+    epochs = run.snapshot().checkpoint_epochs
     if not epochs:
         st.info("The branch button appears when the first epoch has ended.")
         return None
     lam = st.number_input("entropy weight λ", value=TRY_LAMBDA, format="%g", step=0.5,
-                          help=LIVE_PARAMETERS[ENTROPY].help)
+                          help=live_parameters(run.config)[ENTROPY].help)
     if st.button(f"Branch at epoch {epochs[-1]} with λ = {lam:g}"):
         child = common.registry().branch(run.run_id, epochs[-1], {ENTROPY: lam}).start()
         st.query_params["branch"] = child.run_id
@@ -115,7 +116,7 @@ def step_entropy(run: SearchRun) -> SearchRun | None:
     return None
 
 
-def step_compare(runs: list[SearchRun]) -> None:
+def step_compare(runs: list[Run]) -> None:
     st.subheader("5 · Compare")
     st.markdown("Put them side by side: the same start, one setting apart. Which cell kept "
                 "its convolutions? Which supernet has the lower validation loss, and does that "

@@ -14,25 +14,30 @@ import math
 import streamlit as st
 
 from nas_engine import viz
-from nas_engine.live import LIVE_PARAMETERS
-from nas_engine.runner import SearchRun, Snapshot
+from nas_engine.live import live_parameters
+from nas_engine.runner import Run
+from nas_engine.snapshot import Snapshot
+from nas_engine.states import RunState
 from pages.ui import common, panels, progress_feed
 
 
-def controls(run: SearchRun, snap: Snapshot) -> None:
+def controls(run: Run, snap: Snapshot) -> None:
+    """The same controls for every run kind: what each state allows (RunState) decides which
+    are enabled."""
     state = snap.state
     cols = st.columns([1, 1, 1, 1.2, 1, 1, 1.6, 1.4])
     steps_key = f"nsteps:{run.run_id}"
     cols[3].number_input("steps", min_value=1, max_value=10_000, value=1, key=steps_key,
-                         label_visibility="collapsed", help="how many search steps Step runs")
+                         label_visibility="collapsed", help="how many steps Step runs")
     buttons = [  # column, label, icon, action, enabled, help
-        (0, "Pause", "pause", (run.pause,), state == "running", "pause after the current step"),
-        (1, "Resume", "play_arrow", (run.resume,), state == "paused", None),
-        (2, "Step", "skip_next", (_step, run, steps_key), state == "paused",
-         "run this many search steps, then pause"),
-        (4, "Epoch", "fast_forward", (run.step_epoch,), state == "paused",
+        (0, "Pause", "pause", (run.pause,), state is RunState.RUNNING,
+         "pause after the current step"),
+        (1, "Resume", "play_arrow", (run.resume,), state is RunState.PAUSED, None),
+        (2, "Step", "skip_next", (_step, run, steps_key), state is RunState.PAUSED,
+         "run this many steps, then pause"),
+        (4, "Epoch", "fast_forward", (run.step_epoch,), state is RunState.PAUSED,
          "run to the end of this epoch, then pause"),
-        (5, "Stop", "stop", (run.stop,), state in ("created", "running", "paused"),
+        (5, "Stop", "stop", (run.stop,), state.is_live,
          "checkpoint and end the run (Continue picks it up again)"),
     ]
     for col, label, icon, action, enabled, tip in buttons:
@@ -41,8 +46,8 @@ def controls(run: SearchRun, snap: Snapshot) -> None:
     with cols[6].popover("Live parameters", icon=":material/tune:", width="stretch",
                          help="change learning rates, regulariser weights or the speed limit "
                               "while the run goes on"):
-        live_parameters(run, snap)
-    if state in ("stopped", "interrupted"):
+        live_fields(run, snap)
+    if state.can_continue:
         cols[7].button("Continue", icon=":material/replay:", on_click=_continue,
                        args=(run.run_id,), help="resume from the newest checkpoint",
                        width="stretch")
@@ -51,7 +56,7 @@ def controls(run: SearchRun, snap: Snapshot) -> None:
             branch_form(run, snap)
 
 
-def _step(run: SearchRun, steps_key: str) -> None:
+def _step(run: Run, steps_key: str) -> None:
     """The step count as typed when the button is pressed (not as last drawn)."""
     run.step(int(st.session_state[steps_key]))
 
@@ -60,9 +65,9 @@ def _continue(run_id: str) -> None:
     common.call(lambda: common.registry().resume(run_id).start())
 
 
-def branch_form(run: SearchRun, snap: Snapshot) -> None:
+def branch_form(run: Run, snap: Snapshot) -> None:
     """A new run from a checkpoint of this one, with other live settings or more epochs."""
-    epochs = sorted(run.folder.checkpoints())
+    epochs = list(snap.checkpoint_epochs)
     if not epochs:
         st.info("A branch starts from the end of an epoch; none has finished yet.")
         return
@@ -71,7 +76,7 @@ def branch_form(run: SearchRun, snap: Snapshot) -> None:
     epoch = st.select_slider("from the end of epoch", epochs, value=epochs[-1],
                              key=f"branch-epoch:{run.run_id}")
     changes: dict[str, float] = {}
-    for name, parameter in LIVE_PARAMETERS.items():
+    for name, parameter in live_parameters(snap.config).items():
         current = in_force(snap, name) or 0.0
         value = st.number_input(parameter.label, value=current, format="%g",
                                 step=common.number_step(current), help=parameter.help,
@@ -108,21 +113,21 @@ def field_key(prefix: str, current: float | None) -> str:
     return f"{prefix}:{current}"
 
 
-def _set_live(run: SearchRun, name: str, key: str) -> None:
+def _set_live(run: Run, name: str, key: str) -> None:
     try:
         run.set(name, st.session_state[key])
         st.session_state.pop(f"error:{key}", None)
-    except ValueError as exc:
+    except (ValueError, RuntimeError) as exc:
         st.session_state[f"error:{key}"] = str(exc)
 
 
-def live_parameters(run: SearchRun, snap: Snapshot) -> None:
+def live_fields(run: Run, snap: Snapshot) -> None:
     """One field per live parameter (see `field_key`); an edit goes to the run and shows under
     the field once the run has applied it. They sit in a popover beside Branch, so the charts
     get the page's width; `in_force_line` shows the values in force on the page itself."""
     st.caption("They apply from the next step; the value in force is shown under each.")
-    over = snap.state in ("finished", "failed")
-    for name, parameter in LIVE_PARAMETERS.items():
+    over = not snap.state.is_live
+    for name, parameter in live_parameters(snap.config).items():
         current = in_force(snap, name)
         key = field_key(f"live:{run.run_id}:{name}", current)
         st.number_input(parameter.label, value=current, format="%g", help=parameter.help,
@@ -137,17 +142,19 @@ def live_parameters(run: SearchRun, snap: Snapshot) -> None:
 
 def in_force_line(snap: Snapshot) -> None:
     """The live parameters in force, on one line (their fields are in the popover); a speed
-    limit of 0 (full speed) is left out."""
-    values = [f"{parameter.label} **{value:g}**" for name, parameter in LIVE_PARAMETERS.items()
-              if (value := in_force(snap, name)) is not None and (value or name != "speed")]
+    limit of 0 (full speed) is left out (`Snapshot.live_in_force`)."""
+    shown = snap.live_in_force
+    values = [f"{parameter.label} **{value:g}**"
+              for name, parameter in live_parameters(snap.config).items()
+              if name in shown and (value := in_force(snap, name)) is not None]
     if values:
         st.caption("In force: " + " · ".join(values))
 
 
-def live_panel(run: SearchRun, snap: Snapshot) -> None:
+def live_panel(snap: Snapshot) -> None:
     """What each record changes: the values in force, diagnostics, α and the curves."""
     in_force_line(snap)
-    panels.diagnostics_strip(snap, panels.last_epoch_record(run, snap))
+    panels.diagnostics_strip(snap)
     point = viz.latest_point(snap)
     if point is None:
         st.info("The α heatmap appears as soon as the supernet is built.")
@@ -167,7 +174,7 @@ def page() -> None:
     snap = run.snapshot()
     panels.run_header(snap)
     controls(run, snap)
-    progress_feed.follow(run, snap, lambda now: live_panel(run, now))
+    progress_feed.follow(run, snap, live_panel)
     st.page_link(common.INSPECT, query_params={"run": run.run_id}, icon=":material/download:",
                  label="Scrub back through this run, or export its cell and metrics, in the "
                        "collapse inspector")

@@ -12,10 +12,11 @@ import streamlit as st
 
 from nas_engine import config as cfg
 from nas_engine import viz
-from nas_engine.config import SearchConfig
-from nas_engine.live import LIVE_PARAMETERS
-from nas_engine.regularizers import REGULARIZERS
+from nas_engine.components.regularizers import REGULARIZERS
+from nas_engine.config import ConfigError, SearchConfig
+from nas_engine.live import LiveParameter, live_parameters
 from nas_engine.spaces import make_space
+from nas_engine.strategies import STRATEGIES
 from pages.ui import common
 from pages.ui.panels import vega_chart
 
@@ -37,7 +38,9 @@ HELP = {
     "data.batch_size": "images per step, for both the w step and the α step",
     "seed": "the same seed and settings give the same search",
     "device": "auto picks a GPU when there is one",
-    "strategy.name": "how w and α are updated",
+    "strategy.name": "how w and α are updated: DARTS (softmax mixing), PC-DARTS (partial "
+                     "channels), NASP (proximal, one op per edge), GDAS (one Gumbel-sampled op "
+                     "per edge), Fair DARTS (sigmoid mixing)",
     "strategy.order": "first: α steps on the current w; second: DARTS' unrolled step (about "
                       "twice the cost)",
     "data.root": "folder holding (or receiving) the torchvision datasets",
@@ -80,10 +83,12 @@ class Form:
         self.changes[path] = value
         return value
 
-    def choice(self, path: str, label: str, options: tuple[str, ...] | list[str]) -> Any:
+    def choice(self, path: str, label: str, options: tuple[str, ...] | list[str], **kwargs: Any
+               ) -> Any:
         current = self.default(path)
         options = list(options) if current in options else [current, *options]
-        return self.add(path, st.selectbox, label, options, index=options.index(current))
+        return self.add(path, st.selectbox, label, options, index=options.index(current),
+                        **kwargs)
 
     def number(self, path: str, label: str, **kwargs: Any) -> Any:
         value = self.default(path)
@@ -107,7 +112,8 @@ def restart_group(form: Form) -> None:
             form.add("data.root", st.text_input, "data folder", value=form.default("data.root"))
             form.add("data.download", st.checkbox, "download if missing",
                      value=form.default("data.download"))
-        form.choice("strategy.name", "strategy", cfg.STRATEGIES)
+        form.choice("strategy.name", "strategy", cfg.STRATEGIES,
+                    format_func=lambda n: STRATEGIES[n].label if n in STRATEGIES else n)
         form.choice("strategy.order", "order", cfg.ORDERS)
     with right:
         form.number("network.channels", "channels", step=2)
@@ -121,34 +127,39 @@ def restart_group(form: Form) -> None:
         form.choice("device", "device", cfg.DEVICES)
 
 
+def declared(form: Form) -> dict[str, LiveParameter]:
+    """The live parameters of the strategy chosen in the form (they depend on it)."""
+    chosen = form.changes.get("strategy.name", form.base["strategy"]["name"])
+    config = SearchConfig.from_dict(form.base)
+    config.strategy.name = chosen if chosen in STRATEGIES else config.strategy.name
+    return live_parameters(config)
+
+
 def live_group(form: Form) -> dict[str, float]:
     """Live settings: those with a config field start the run there; the rest (the speed
     limit) are set on the run before it starts. Returns the latter."""
     run_only: dict[str, float] = {}
     columns = st.columns(3)
-    for i, (name, parameter) in enumerate(LIVE_PARAMETERS.items()):
-        path = common.live_config_path(name, form.base)
+    for i, (name, parameter) in enumerate(declared(form).items()):
         with columns[i % 3]:
-            if path is not None:
-                form.number(path, parameter.label, key=f"live:{name}", help=parameter.help)
+            if parameter.config_path is not None:
+                form.number(parameter.config_path, parameter.label, key=f"live:{name}",
+                            help=parameter.help)
                 continue
             value = st.number_input(parameter.label, value=0.0, format="%g",
                                     help=parameter.help, key=f"{KEY}live:{name}")
             form.slots[name] = st.empty()
             run_only[name] = value
-    regularizers = form.base.get("regularizers", {})
-    if regularizers:
-        with st.expander("Regularizer schedules (how each weight moves over the search)"):
-            st.caption("constant: the weight throughout; linear / cosine: a ramp from *start* "
-                       "to the weight; aer: DARTS-AER's −weight → +weight.")
-            for name in regularizers:
-                label = REGULARIZERS[name].label if name in REGULARIZERS else name
-                left, right = st.columns(2)
-                with left:
-                    form.choice(f"regularizers.{name}.schedule", f"{label}: schedule",
-                                getattr(cfg, "SCHEDULES", ("constant",)))
-                with right:
-                    form.number(f"regularizers.{name}.start", f"{label}: start")
+    with st.expander("Regularizer schedules (how each weight moves over the search)"):
+        st.caption("constant: the weight throughout; linear / cosine: a ramp from *start* "
+                   "to the weight; aer: DARTS-AER's −weight → +weight.")
+        for regularizer in REGULARIZERS:
+            left, right = st.columns(2)
+            path = f"regularizers.{regularizer.name}"
+            with left:
+                form.choice(f"{path}.schedule", f"{regularizer.label}: schedule", cfg.SCHEDULES)
+            with right:
+                form.number(f"{path}.start", f"{regularizer.label}: start")
     return run_only
 
 
@@ -180,8 +191,8 @@ def validate(base: SearchConfig, changes: dict[str, Any]) -> tuple[SearchConfig 
     while True:
         try:
             config = base.with_changes(pending)
-        except ValueError as exc:
-            path = str(exc).split(" ", 1)[0]
+        except ConfigError as exc:
+            path = exc.path
             errors[path] = str(exc)
             if path not in pending:
                 return None, errors
@@ -231,9 +242,10 @@ def page() -> None:
     config, errors = validate(base, form.changes)
     if unreadable:
         errors["other"] = "\n\n".join(unreadable)
+    parameters = declared(form)
     for name_, value in run_only.items():
         try:
-            LIVE_PARAMETERS[name_].validate(value)
+            parameters[name_].validate(value)
         except ValueError as exc:
             errors[name_] = str(exc)
     form.show_errors(errors)

@@ -17,9 +17,11 @@ from starlette.requests import Request
 from streamlit.testing.v1 import AppTest
 
 from nas_engine.config import preset
+from nas_engine.store import Recorder, RunFolder
 from pages.ui import progress_feed
 from pages.ui.common import RUNS_DIR_ENV, registry
-from tests.test_viz import heatmap_arrays, write_run
+from tests.test_runner import tiny
+from tests.test_viz import ALARM, heatmap_arrays, write_run
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 120
@@ -105,7 +107,7 @@ def test_search_page_validates_then_starts_and_the_live_view_controls_the_run(ap
     assert channels == ("network.channels must be even for the DARTS space (FactorizedReduce "
                         "halves it); got 5")
     assert "record.log_every must be an integer >= 1; got 0" in other
-    assert "--set expects key=value; got 'not a setting'" in other
+    assert "--set must be key=value; got 'not a setting'" in other
     assert button(at, "Start").disabled
     at.number_input(key="cfg:network.channels").set_value(4)
     at.text_area(key="cfg:other").set_value("record.log_every=1\nthreads=1").run()
@@ -199,6 +201,7 @@ def test_home_preset_starts_a_run_listed_in_the_runs_table(app) -> None:
     assert table["run"].tolist() == [run.run_id]
     assert table["open"].tolist() == [f"live?run={run.run_id}"]
     assert table["state"].tolist() == ["stopped"]
+    assert table["kind"].tolist() == ["search"]
 
 
 def test_pages_open_runs_from_the_url(app, tmp_path) -> None:
@@ -278,7 +281,7 @@ def test_unknown_runs_and_failing_figures_give_messages_not_tracebacks(app, tmp_
     assert not at.exception
     assert "There is no run 'no-such-run'" in at.warning[0].value
 
-    run.folder.write_status("stopped")  # a stopped run without a checkpoint to continue from
+    Recorder(run.folder.path).write_status("stopped")  # stopped, no checkpoint to continue from
     on_page(at, "pages/live.py", run=run.run_id)
     button(at, "Continue").click().run()
     assert not at.exception
@@ -299,3 +302,48 @@ def test_unknown_runs_and_failing_figures_give_messages_not_tracebacks(app, tmp_
     assert [b.label for b in at.button][:2] == ["Pause", "Resume"]  # the rest of the page stays
     assert "curves" in vega_datasets(at)  # the curves are still drawn
     assert "details" in [e.label for e in at.expander]
+
+
+def test_live_pages_draw_from_the_snapshot_alone(app, monkeypatch) -> None:
+    """λmax, the alarm and the epochs to branch from come with the snapshot: with every read
+    of a run's records and checkpoints made to fail, the live view and the lesson still draw
+    a run of this process."""
+    at = app
+    at.run()
+    run = registry().create(tiny(epochs=2, **{"diagnostics.hessian_every": 1})).start()
+    assert run.wait_for(lambda s: s.state == "finished", TIMEOUT)
+    snap = run.snapshot()
+
+    def no_reads(*args, **kwargs):
+        raise AssertionError("a page read the run folder behind the snapshot")
+
+    for name in ("read_records", "last_record", "checkpoints", "load_checkpoint"):
+        monkeypatch.setattr(RunFolder, name, no_reads)
+    on_page(at, "pages/live.py", run=run.run_id)
+    no_failure(at)
+    metrics = {m.label: m.value for m in at.metric}
+    lam = snap.epochs.hessian_max_eigenvalue
+    assert np.isfinite(lam).all() and metrics["Hessian λmax"] == f"{lam[-1]:.3g}"
+    assert metrics["skip_connects in the cell"] == f"{snap.latest['skip_count']} of 6"
+    alarm = snap.epochs.alarms[-1]
+    shown = [e.value for e in at.error if e.value.startswith("**Collapse alarm**")]
+    assert shown == ([f"**Collapse alarm** ({alarm['rule']}, epoch {alarm['epoch']}): "
+                      f"{alarm['message']}"] if alarm else [])
+    (branch_from,) = at.select_slider
+    assert snap.checkpoint_epochs == (1, 2)
+    assert branch_from.options == ["1", "2"] and branch_from.value == 2
+    caption = next(c.value for c in at.caption if c.value.startswith("In force:"))
+    assert "speed" not in caption and f"α learning rate **{snap.live['alpha_lr']:g}**" in caption
+    on_page(at, "pages/lesson.py", run=run.run_id)
+    no_failure(at)
+    assert "Branch at epoch 2 with λ = 1" in [b.label for b in at.button]
+
+
+def test_the_home_table_names_the_alarm_from_the_summary(app, tmp_path) -> None:
+    write_run(tmp_path / "runs", "darts", alarm_at=2)
+    at = app
+    at.run()
+    no_failure(at)
+    table = at.dataframe[0].value
+    assert table["alarm"].tolist() == [f"collapse ({ALARM['rule']}, epoch 2)"]
+    assert table["kind"].tolist() == ["search"] and table["state"].tolist() == ["finished"]

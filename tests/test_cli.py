@@ -1,16 +1,22 @@
-"""`python -m nas_engine`: a search end to end, `show`, and one-line errors with exit code 2."""
+"""`python -m nas_engine`: a search end to end, `show`, one-line errors with exit code 2, and
+Ctrl-C / SIGTERM stopping a run as the app's Stop does."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
 
-from nas_engine.cli import main
+from nas_engine.cli import Progress, main
 from nas_engine.device import available_cores, cpu_threads, resolve_device
+from nas_engine.runner import JOBS
+from nas_engine.search import Search
 from nas_engine.store import RunFolder, list_runs
+from tests.test_search import without_timings
 
 TINY = ["--set", "network.layers=3", "--set", "network.channels=4", "--set", "data.subset=120",
         "--set", "threads=1"]
@@ -86,3 +92,48 @@ def test_device_and_threads() -> None:
     assert cpu_threads(3) == 3
     # One core is left to the app's server.
     assert cpu_threads(None) == max(1, available_cores() - 1)
+
+
+def test_ctrl_c_and_sigterm_stop_like_the_apps_stop_and_resume_writes_the_same_records(
+        tmp_path, capsys, monkeypatch) -> None:
+    def slow(config, recorder):  # 20 ms a step: the signal lands while epochs remain
+        search = Search(config, recorder)
+        step = search.step
+        search.step = lambda: (time.sleep(0.02), step())[1]
+        return search
+
+    monkeypatch.setitem(JOBS, "search", slow)
+    pending = [signal.SIGINT, signal.SIGTERM]  # the search gets Ctrl-C, the resume SIGTERM
+    show = Progress.show
+
+    def signal_after_an_epoch(self, snap):
+        before = self._epochs
+        show(self, snap)
+        if len(snap.epochs) > before and pending:
+            signal.raise_signal(pending.pop(0))  # delivered to this, the main thread
+
+    monkeypatch.setattr(Progress, "show", signal_after_an_epoch)
+    sigterm = signal.getsignal(signal.SIGTERM)
+    args = ["--space", "nb201", "--epochs", "8", "--device", "cpu", "--runs-dir",
+            str(tmp_path), *TINY, "--set", "data.batch_size=16"]
+    codes = [main(["search", *args])]
+    (folder,) = list_runs(tmp_path)
+    for command in (["resume", str(folder.path)], ["resume", str(folder.path), "--quiet"]):
+        assert codes[-1] == 130
+        assert capsys.readouterr().err.splitlines()[-1] == (
+            f"stopped; resume from {folder.path}")
+        assert signal.getsignal(signal.SIGTERM) is sigterm  # restored
+        assert folder.read_status()["state"] == "stopped"
+        assert (folder.path / "checkpoints" / "latest.pt").is_file()
+        epoch_ends = {r["epoch"]: r["step"] for r in folder.read_records()
+                      if r["kind"] == "epoch"}
+        for epoch, path in folder.checkpoints().items():  # end-of-epoch states only
+            state = torch.load(path, weights_only=False)
+            assert (state["epoch"], state["step_count"]) == (epoch, epoch_ends[epoch])
+            assert state["step_count"] == epoch * epoch_ends[1]
+        codes.append(main(command))
+    assert codes == [130, 130, 0] and not pending and epoch_ends[1] > 1
+    assert folder.read_status()["state"] == "finished"
+    assert sorted(folder.checkpoints()) == list(range(1, 9))
+    config = folder.read_config()
+    assert without_timings(folder.read_records()) == without_timings(Search(config).run())

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nas_engine.config import PRESETS, SPACE_OPS, SearchConfig, parse_assignment, preset
+from nas_engine.config import PRESETS, SearchConfig, parse_assignment, preset
+from nas_engine.op_names import SPACE_OPS
 
 
 def test_defaults_fill_ops_in_space_order() -> None:
@@ -97,3 +98,14 @@ def test_parse_assignment() -> None:
     with pytest.raises(ValueError, match="key=value"):
         parse_assignment("epochs")
 
+
+
+def test_one_source_for_names() -> None:
+    """The config's strategy names are the registry's; each space's op table is its op list."""
+    from nas_engine.config import STRATEGIES
+    from nas_engine.spaces.ops import DARTS_OPS, NB201_OPS
+    from nas_engine.strategies import STRATEGIES as REGISTRY
+
+    assert set(STRATEGIES) == set(REGISTRY)
+    assert ("none", *DARTS_OPS) == SPACE_OPS["darts"]
+    assert ("none", *NB201_OPS) == SPACE_OPS["nb201"]

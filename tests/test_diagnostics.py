@@ -10,14 +10,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from nas_engine.components import Components
 from nas_engine.config import SearchConfig
 from nas_engine.diagnostics import (
     darts_plus_rule,
     edge_entropy,
-    first_alarm,
     hessian_max_eigenvalue,
     parameter_free_mass,
     rdarts_rule,
+    rdarts_stop,
     top_margin,
 )
 from nas_engine.model import SearchModel
@@ -94,27 +95,92 @@ def test_darts_plus_rule() -> None:
     assert darts_plus_rule(epochs_with(skips=[0, 1, 1, 1, 0])) is None
 
 
-def test_rdarts_rule() -> None:
-    flat = {e: 0.2 for e in range(2, 31, 2)}
-    assert rdarts_rule(epochs_with(lam=flat)) is None
-    rising = {e: 0.2 * (1.05 ** e) for e in range(2, 31, 2)}  # +1.48x over 8 epochs
-    fired = rdarts_rule(epochs_with(lam=rising))
-    assert fired.rule == "rdarts" and fired.epoch >= 10
-    assert fired.rollback_epoch == fired.epoch - 8
-    # Steep growth, but the history ends before epoch 10: the rule waits.
-    steep = {e: 0.1 * (1.3 ** e) for e in range(1, 10)}
-    assert rdarts_rule(epochs_with(lam=steep)) is None
-    assert rdarts_rule(epochs_with(lam={**steep, 10: 0.1 * 1.3 ** 10})).epoch == 10
-    slow = {e: 0.2 * (1.02 ** e) for e in range(2, 31, 2)}  # 1.17x over 8 epochs
-    assert rdarts_rule(epochs_with(lam=slow)) is None
+def lam_on(epochs: range, value) -> dict[int, float]:
+    return {e: value(e) for e in epochs}
+
+
+def test_rdarts_rule_known_answer_every_2() -> None:
+    # f=2: λ=1 at 2..22, 3 from 24. At 24 the newest local average (epochs 16..24, standing
+    # for 24-2·2=20) is (4·1+3)/5 = 1.4, the one δ=4 earlier (8..16, for 12) is 1: ratio 1.4 >
+    # 1.3, roll back to 24-4-8 = 12. (The old rule rolled back to 24-8 = 16.)
+    lam = lam_on(range(2, 31, 2), lambda e: 1.0 if e <= 22 else 3.0)
+    fired = rdarts_rule(epochs_with(lam=lam), every=2)
+    assert (fired.rule, fired.epoch, fired.rollback_epoch) == ("rdarts", 24, 12)
+    assert "1.40x from epoch 12 to 20" in fired.message
+    assert rdarts_stop(sorted(lam.items()), 2) == (24, 12, pytest.approx(1.4))
+
+
+def test_rdarts_rule_known_answer_every_1() -> None:
+    # f=1, λ=0.1·e: a centred mean of a line is its centre value. Roll-back e-2-4 ≥ 10 first
+    # at e=16: average for 14 is 1.4, for 10 is 1.0, ratio 1.4 > 1.3: fires at 16, back to 10.
+    # (The old rule fired at 10, back to 2.)
+    lam = lam_on(range(1, 31), lambda e: 0.1 * e)
+    fired = rdarts_rule(epochs_with(lam=lam), every=1)
+    assert (fired.epoch, fired.rollback_epoch) == (16, 10)
+    assert rdarts_stop(sorted(lam.items()), 1) == (16, 10, pytest.approx(1.4))
+
+
+def test_rdarts_rule_fires_at_every_3() -> None:
+    # f=3 (the old rule never fired: e-8 is never a measured epoch). λ=1 at 3..21, 2 from 24.
+    # At 27 the ratio is 1.4 (15..27: (3+2·2)/5 vs 3..15: 1) but the roll-back 27-6-12 = 9
+    # is < 10; at 30: 18..30 gives (2+3·2)/5 = 1.6 vs 6..18 = 1, back to 30-18 = 12.
+    lam = lam_on(range(3, 37, 3), lambda e: 1.0 if e <= 21 else 2.0)
+    fired = rdarts_rule(epochs_with(lam=lam), every=3)
+    assert (fired.epoch, fired.rollback_epoch) == (30, 12)
+    assert rdarts_stop(sorted(lam.items()), 3) == (30, 12, pytest.approx(1.6))
+    assert rdarts_stop([(e, v) for e, v in sorted(lam.items()) if e <= 27], 3) is None
+
+
+def test_rdarts_rule_waits_for_rollback_epoch_10() -> None:
+    # f=2, λ=1 at 2..12, 3 from 14. At 14 the ratio is already 1.4 (6..14 vs the truncated
+    # first average, mean of λ2, λ4, λ6 = 1), but the roll-back epoch 14-12 = 2 < 10: nothing
+    # up to epoch 20 (the old rule fired at 14). At 22: 14..22 = 3 vs 6..14 = 7/5, ratio 15/7,
+    # roll back to 10.
+    lam = lam_on(range(2, 23, 2), lambda e: 1.0 if e <= 12 else 3.0)
+    up_to_20 = [(e, v) for e, v in sorted(lam.items()) if e <= 20]
+    assert rdarts_rule(epochs_with(lam=dict(up_to_20))) is None
+    assert rdarts_stop(up_to_20, 2, not_before=0) == (14, 2, pytest.approx(1.4))
+    fired = rdarts_rule(epochs_with(lam=lam))
+    assert (fired.epoch, fired.rollback_epoch) == (22, 10)
+    assert rdarts_stop(sorted(lam.items()), 2) == (22, 10, pytest.approx(15 / 7))
+
+
+def test_rdarts_rule_flat_never_fires() -> None:
+    # Flat 0.2 after a low first measurement (0.1): the old rule compared its trailing mean
+    # at 10, (0.1+4·0.2)/5 = 0.18, with λ2 alone and fired (1.8x); every average compared here
+    # stands for epoch ≥ 10 and is 0.2, ratio 1.
+    lam = {**lam_on(range(2, 51, 2), lambda e: 0.2), 2: 0.1}
+    assert rdarts_rule(epochs_with(lam=lam)) is None
+    for every in (1, 2, 3):
+        flat = [(e, 0.2) for e in range(every, 61, every)]
+        assert rdarts_stop(flat, every) is None
+
+
+def test_rdarts_stop_follows_official_quirks() -> None:
+    # Plain ratio, as EVLocalAvg: an earlier average of 0 gives inf (λ=0 to 18, 1 from 20: at
+    # 22, 14..22 = 2/5 over 6..14 = 0) and two negative ones fire on a *fall* (λ=-1 to 20,
+    # -2 from 22: at 24, 16..24 = -7/5 over 8..16 = -1, ratio 1.4). The old rule skipped both.
+    zero = [(e, 0.0 if e <= 18 else 1.0) for e in range(2, 31, 2)]
+    assert rdarts_stop(zero, 2) == (22, 10, math.inf)
+    assert rdarts_rule(epochs_with(lam=dict(zero))).rollback_epoch == 10
+    negative = [(e, -1.0 if e <= 20 else -2.0) for e in range(2, 31, 2)]
+    assert rdarts_stop(negative, 2) == (24, 12, pytest.approx(1.4))
+    # R-DARTS also measures the final epoch off its grid (49 at f=2) and never checks there.
+    off_grid_last = [(e, 1.0) for e in range(2, 49, 2)] + [(49, 100.0)]
+    assert rdarts_stop(off_grid_last, 2) is None
+    assert rdarts_stop(off_grid_last[:-1] + [(50, 100.0)], 2) == (50, 38, pytest.approx(20.8))
 
 
 def test_first_alarm_picks_the_earliest() -> None:
-    rising = {e: 0.2 * (1.05 ** e) for e in range(2, 31, 2)}
-    history = epochs_with(skips=[0] * 19 + [2] + [2] * 10, lam=rising)
-    assert first_alarm(history).rule == "rdarts"
-    history = epochs_with(skips=[0, 2] + [2] * 28, lam=rising)
-    assert first_alarm(history).rule == "darts+"
+    """The alarm is the earliest rule to fire; the early stop, the configured rule's verdict."""
+    components = Components(SearchConfig().with_changes({"diagnostics.early_stop": "darts+"}))
+    rising = {e: 0.2 * (1.05 ** e) for e in range(2, 31, 2)}  # R-DARTS fires at 22 (1.05^8)
+    history = epochs_with(skips=[0] * 23 + [2] * 7, lam=rising)  # DARTS+ at 24
+    alarm, stop = components.judge(history)
+    assert (alarm.rule, alarm.epoch) == ("rdarts", 22)
+    assert (stop.rule, stop.epoch) == ("darts+", 24)
+    alarm, _ = components.judge(epochs_with(skips=[0, 2] + [2] * 28, lam=rising))
+    assert (alarm.rule, alarm.epoch) == ("darts+", 2)
 
 
 def tiny(**changes) -> SearchConfig:

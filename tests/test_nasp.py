@@ -1,5 +1,6 @@
-"""NASP: one op computed per edge, the straight-through α gradient against a dense forward,
-α in the box, the model-size term, and whole searches (Search, SearchRun) in both spaces."""
+"""NASP: the discrete network is the derived cell (one op per edge, 2 inputs per node), the
+straight-through α gradient against a dense forward, α in the box from 0.5, the model-size term
+on the chosen ops, λmax over the whole α, and whole searches in both spaces."""
 
 from __future__ import annotations
 
@@ -8,32 +9,37 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from nas_engine.components.diagnostics import HessianEigenvalue
 from nas_engine.config import SearchConfig
+from nas_engine.diagnostics import hessian_max_eigenvalue
+from nas_engine.mixing import ProximalMixing
 from nas_engine.model import SearchModel
 from nas_engine.runner import RunRegistry
 from nas_engine.search import Search
-from nas_engine.spaces import make_space
-from nas_engine.strategies.nasp import NaspStrategy
+from nas_engine.strategies.nasp import Nasp
+from tests.builders import batch, tiny_config, tiny_strategy
 from tests.test_search import EPOCH_KEYS, tiny
 
 TIMEOUT = 120
-f64 = torch.float64
 
 
-
-def nasp(space: str, **changes) -> tuple[NaspStrategy, SearchConfig]:
+def nasp(space: str, **changes) -> tuple[Nasp, SearchConfig]:
     """A float64 NASP strategy on a tiny supernet (1 input channel, 3 classes, 8x8)."""
-    config = SearchConfig(space=space).with_changes(
-        {"network": {"channels": 4, "layers": 3, "cells_per_stage": 1},
-         "strategy.name": "nasp", **changes})
-    torch.manual_seed(0)
-    return NaspStrategy(SearchModel(make_space(config), 1, 3, 8).double(), config), config
+    config = tiny_config(space, **{"strategy.name": "nasp", **changes})
+    return tiny_strategy(config), config
 
 
-def batch(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return (torch.randn(6, 1, 8, 8, generator=g, dtype=f64),
-            torch.randint(0, 3, (6,), generator=g))
+def derived_one_hot(model: SearchModel) -> dict[str, torch.Tensor]:
+    """ᾱ as the genotype rule makes it: 1 on each kept edge's op, rows of dropped edges 0."""
+    columns = model.space.genotype_columns(model.genotype())
+    hot = {}
+    for cell, alpha in model.alphas.items():
+        h = torch.zeros_like(alpha.detach())
+        for row, column in enumerate(columns[cell]):
+            if column is not None:
+                h[row, column] = 1.0
+        hot[cell] = h
+    return hot
 
 
 def set_choice(model: SearchModel, column_of) -> None:  # noqa: ANN001
@@ -47,14 +53,16 @@ def set_choice(model: SearchModel, column_of) -> None:  # noqa: ANN001
 
 def computations(model: SearchModel, x: torch.Tensor) -> tuple[list, list]:
     """(computed, chosen): one (op module, edges it computed) per call of a cell op in a
-    forward, and the (op module, 1) each edge's argmax asks for (`none`: nothing)."""
+    forward, and the (op module, 1) each kept edge of the derived cell asks for (`none`:
+    nothing)."""
     computed, chosen, hooks = [], [], []
+    columns = model.space.genotype_columns(model.genotype())
     for cell, dag in model.net.cell_dags():
         for edge_ops, rows in zip(dag.sources, dag.rows):
             for op, column in zip(edge_ops.ops, edge_ops.columns):
                 hooks.append(op.register_forward_hook(
                     lambda m, args, out: computed.append((id(m), out.shape[1]))))
-                picked = [r for r in rows if model.alphas[cell][r].argmax() == column]
+                picked = [r for r in rows if columns[cell][r] == column]
                 chosen += [(id(op), 1)] * len(picked)
     with torch.no_grad():
         model(x)
@@ -69,11 +77,12 @@ def test_forward_computes_exactly_the_chosen_op_of_each_edge(space: str) -> None
     model = strategy.model
     x, _ = batch(0)
     n_ops = len(model.space.ops)
-    # Every edge of a source a different op (none excluded): one computation per edge.
+    # Every edge of a source a different op (none excluded): one computation per kept edge,
+    # the derived cell's (2 inputs per node in DARTS: 8 of 14 edges; all 6 in NB201).
     set_choice(model, lambda s, t: 1 + (s + t) % (n_ops - 1))
     computed, chosen = computations(model, x)
     cells = sum(1 for _ in model.net.cell_dags())
-    assert len(computed) == cells * len(model.space.edges())
+    assert len(computed) == cells * model.space.derived_edges
     assert sorted(computed) == sorted(chosen)
     # One parametric op on every edge but `none` on some: runs of edges, one conv per run;
     # each edge computed once, the `none` edges not at all.
@@ -101,14 +110,13 @@ def test_alpha_gradient_is_the_one_hot_gradient(space: str, all_ops: bool) -> No
     dense = model.space.build_supernet(1, 3, 8).double()
     dense.load_state_dict(model.net.state_dict())
     x, y = batch(1)
-    one_hot = {cell: F.one_hot(a.argmax(-1), a.shape[-1]).double().requires_grad_()
-               for cell, a in model.alphas.items()}
+    one_hot = {c: h.requires_grad_() for c, h in derived_one_hot(model).items()}
     dense_logits = dense(x, one_hot)
     expected = torch.autograd.grad(F.cross_entropy(dense_logits, y), list(one_hot.values()))
     with torch.no_grad():
         assert (model(x) - dense_logits).abs().max() < 1e-12
 
-    strategy.alpha_step(batch(2), (x, y))
+    strategy.alpha_step(batch(2), (x, y), 0.0)
     for (cell, hot), want in zip(one_hot.items(), expected):
         got = model.alphas[cell].grad
         chosen = hot.detach().bool()
@@ -116,8 +124,19 @@ def test_alpha_gradient_is_the_one_hot_gradient(space: str, all_ops: bool) -> No
         assert want[chosen].abs().max() > 1e-6
         if all_ops:
             assert (got - want).abs().max() < 1e-12
-        else:  # unchosen ops are not computed
-            assert torch.all(got[~chosen] == 0) and want[~chosen].abs().max() > 1e-6
+        else:  # unchosen ops are not computed: their weights pass one shared gradient
+            kept = chosen.any(1)
+            rest = got[kept][~chosen[kept]].view(int(kept.sum()), -1)
+            assert torch.allclose(rest, rest[:, :1].expand_as(rest))
+            assert want[~chosen].abs().max() > 1e-6
+
+
+def test_alpha_starts_at_one_half_and_derives_from_alpha() -> None:
+    strategy, _ = nasp("darts")
+    assert all(torch.all(a == 0.5) for a in strategy.model.alphas.values())
+    assert isinstance(strategy.model.mixing, ProximalMixing)
+    raw = strategy.model.raw_alphas()
+    assert all(np.array_equal(strategy.model.derivation_weights()[c], raw[c]) for c in raw)
 
 
 def test_alpha_stays_in_the_unit_box() -> None:
@@ -125,7 +144,7 @@ def test_alpha_stays_in_the_unit_box() -> None:
     alphas = strategy.model.arch_parameters()
     assert all(((a >= 0) & (a <= 1)).all() for a in alphas)  # projected at the start
     for seed in range(4):
-        strategy.step(batch(2 * seed), batch(2 * seed + 1))
+        strategy.step(batch(2 * seed), batch(2 * seed + 1), 0.0)
         assert all(((a >= 0) & (a <= 1)).all() for a in alphas)
     values = torch.cat([a.detach().flatten() for a in alphas])
     assert (values == 0).any() and (values == 1).any()  # the clip did act
@@ -148,13 +167,41 @@ def test_size_penalty_counts_each_ops_parameters() -> None:
     assert torch.all(counts["reduce"][~stride2, skip] == 0)
     assert torch.all(counts["normal"][:, ops.index("none")] == 0)
 
-    penalty = strategy.alpha_penalty()
+    with torch.no_grad():
+        for alpha in model.alphas.values():
+            alpha.uniform_(0, 1, generator=torch.Generator().manual_seed(5))
+    hot = derived_one_hot(model)
+    penalty = strategy.alpha_terms(dict(model.alphas))
     grads = torch.autograd.grad(penalty, strategy.alphas)
-    for n, g in zip(counts.values(), grads):
-        assert torch.allclose(g, 100.0 * n.double() / 1e6)  # ∂/∂α through ᾱ: every entry
-    chosen = sum(n.double()[torch.arange(len(edges)), model.alphas[c].argmax(-1)].sum()
-                 for c, n in counts.items())
+    for cell, g in zip(counts, grads):  # only the derived cell's ops feel the penalty
+        assert torch.allclose(g, 100.0 * hot[cell] * counts[cell].double() / 1e6)
+    chosen = sum((hot[c] * n.double()).sum() for c, n in counts.items())
     assert torch.isclose(penalty, 100.0 * chosen / 1e6)
+
+
+def test_hessian_covers_every_op() -> None:
+    """λmax under NASP is taken with every op computed: the Hessian has entries for the
+    unchosen ops too (with the chosen ones only, it is another, smaller operator)."""
+    strategy, config = nasp("nb201", **{"diagnostics.hessian_iterations": 30,
+                                        "diagnostics.hessian_tolerance": 1e-6})
+    model = strategy.model
+    with torch.no_grad():
+        for alpha in model.alphas.values():
+            alpha.uniform_(0, 1, generator=torch.Generator().manual_seed(7))
+    (measure,) = [c for c in strategy.components.items if isinstance(c, HessianEigenvalue)]
+    x, y = measure.fixed_val_batch(16)
+
+    def by_hand(all_ops: bool) -> float:
+        model.mixing.all_ops = all_ops
+        try:
+            return hessian_max_eigenvalue(lambda: F.cross_entropy(model(x), y),
+                                          model.arch_parameters(), 30, 1e-6)[0]
+        finally:
+            model.mixing.all_ops = False
+
+    value, _ = measure.measure()
+    assert value == pytest.approx(by_hand(True), rel=1e-4)
+    assert abs(by_hand(False) - value) > 1e-3 * abs(value)
 
 
 @pytest.mark.parametrize("space", ["darts", "nb201"])
@@ -164,7 +211,7 @@ def test_search_records(space: str) -> None:
     (record,) = [r for r in search.run() if r["kind"] == "epoch"]
     assert EPOCH_KEYS <= set(record)
     model = search.model
-    assert model.discrete
+    assert isinstance(model.mixing, ProximalMixing)
     for cell, alpha in model.alphas.items():
         assert ((alpha >= 0) & (alpha <= 1)).all()
         probs = F.softmax(alpha.detach().double(), dim=-1).numpy()

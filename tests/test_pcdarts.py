@@ -1,5 +1,5 @@
 """PC-DARTS: partial channels and edge normalisation against the official formulas, memory, the
-α warm-up, and whole searches (Search, SearchRun, resume) in both spaces."""
+α warm-up, and whole searches (Search, Run, resume) in both spaces."""
 
 from __future__ import annotations
 
@@ -11,19 +11,17 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
-from nas_engine.config import SPACE_OPS, SearchConfig
-from nas_engine.model import SearchModel
+from nas_engine.config import ConfigError, SearchConfig, preset
+from nas_engine.op_names import SPACE_OPS
 from nas_engine.runner import RunRegistry
 from nas_engine.search import Search
-from nas_engine.spaces import make_space
 from nas_engine.spaces.dag import MixedDag, edge_list
-from nas_engine.spaces.ops import DARTS_OPS, EdgeOps, channel_shuffle
-from nas_engine.strategies import make_strategy
+from nas_engine.spaces.ops import DARTS_OPS, EdgeOps, EdgeOptions, channel_shuffle
+from tests.builders import tiny_config, tiny_strategy
 from tests.test_search import EPOCH_KEYS, tiny, without_timings
 
 TIMEOUT = 120
 f64 = torch.float64
-
 
 
 def official_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -57,12 +55,9 @@ def test_k1_equals_darts_supernet_with_edge_weights(space: str) -> None:
     """K=1: no bypass, no shuffle. The PC-DARTS model must then be the DARTS supernet mixing
     with softmax(α)·softmax_node(β): same logits, same α and β gradients (β random, so a
     wrong node grouping shows; β = 0 is the uniform case)."""
-    config = SearchConfig(space=space).with_changes(
-        {"network": {"channels": 4, "layers": 3, "cells_per_stage": 1},
-         "strategy.name": "pcdarts", "strategy.pc_partial": 1})
-    torch.manual_seed(0)
-    model = SearchModel(make_space(config), 1, 3, 8, partial=1)
-    model.double()
+    config = tiny_config(space, **{"strategy.name": "pcdarts", "strategy.pc_partial": 1,
+                                   "strategy.pc_warmup_epochs": 0})
+    model = tiny_strategy(config).model
     darts = model.space.build_supernet(1, 3, 8).double()
     darts.load_state_dict(model.net.state_dict())
     g = torch.Generator().manual_seed(1)
@@ -97,7 +92,7 @@ def test_partial_dag_matches_official_mixed_op(reduction: bool) -> None:
     channels, k = 8, 4
     ops = list(SPACE_OPS["darts"])
     torch.manual_seed(0)
-    dag = MixedDag(DARTS_OPS, ops, channels, 2, 4, reduction, partial=k).double()
+    dag = MixedDag(DARTS_OPS, ops, channels, 2, 4, reduction, EdgeOptions(partial=k)).double()
     refs = []
     for edge_ops in dag.sources:
         ref = EdgeOps(DARTS_OPS, ops, channels // k, edge_ops.edges, edge_ops.stride).double()
@@ -152,16 +147,16 @@ def test_peak_memory_check_measures_tensors() -> None:
 def test_pc_darts_step_needs_less_memory_than_darts() -> None:
     """Peak tensor memory of one w step (forward + backward + SGD), same supernet config."""
     g = torch.Generator().manual_seed(0)
-    batch = (torch.randn(32, 3, 16, 16, generator=g), torch.randint(0, 10, (32,), generator=g))
+    batch = (torch.randn(32, 1, 16, 16, generator=g), torch.randint(0, 3, (32,), generator=g))
     peaks = {}
     for name in ("darts", "pcdarts"):
         config = SearchConfig().with_changes(
-            {"network": {"channels": 8, "layers": 3}, "strategy.name": name})
-        torch.manual_seed(0)
-        model = SearchModel(make_space(config), 3, 10, 16, config.partial_channels)
-        strategy = make_strategy(model, config)
-        strategy.weight_step(batch)  # optimiser state exists before measuring
-        peaks[name] = peak_bytes(lambda s=strategy: s.weight_step(batch))
+            {"network": {"channels": 8, "layers": 3}, "strategy.name": name,
+             "strategy.pc_warmup_epochs": 0})
+        strategy = tiny_strategy(config, image=16)
+        strategy.model.float()
+        strategy.weight_step(batch, 0.0)  # optimiser state exists before measuring
+        peaks[name] = peak_bytes(lambda s=strategy: s.weight_step(batch, 0.0))
     ratio = peaks["pcdarts"] / peaks["darts"]
     assert ratio < 0.7, f"PC-DARTS/DARTS peak memory {ratio:.2f} ({peaks})"
 
@@ -220,6 +215,17 @@ def test_runs_live_and_resumes_exactly(tmp_path) -> None:
         registry.stop_all()
 
     assert without_timings(resumed.folder.read_records()) == without_timings(whole)
+
+
+def test_warmup_of_the_whole_search_is_refused() -> None:
+    """A warm-up as long as the search would leave α where it started: the classroom preset's
+    6 epochs against the default 15 is a config error naming the field."""
+    with pytest.raises(ConfigError) as caught:
+        preset("classroom").with_changes({"strategy.name": "pcdarts"})
+    assert caught.value.path == "strategy.pc_warmup_epochs"
+    assert "fewer than the search's epochs (6)" in str(caught.value)
+    preset("classroom").with_changes({"strategy.name": "pcdarts",
+                                      "strategy.pc_warmup_epochs": 5})
 
 
 def test_partial_must_divide_channels() -> None:

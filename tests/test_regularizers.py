@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from nas_engine.config import RegularizerConfig, RegularizersConfig, SearchConfig
-from nas_engine.regularizers import REGULARIZERS, RegularizerSet, scheduled_weight
+from nas_engine.components import Components
+from nas_engine.components.regularizers import REGULARIZERS, scheduled_weight
+from nas_engine.config import RegularizerConfig, SearchConfig
 from nas_engine.search import Search
+
+BY_NAME = {cls.name: cls for cls in REGULARIZERS}
 
 
 def alphas(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -45,10 +48,10 @@ def by_hand(name: str, a: dict[str, torch.Tensor]) -> torch.Tensor:
     raise KeyError(name)
 
 
-@pytest.mark.parametrize("name", sorted(REGULARIZERS))
+@pytest.mark.parametrize("name", sorted(BY_NAME))
 def test_gradient_matches_the_formula(name: str) -> None:
     a = alphas()
-    reg = REGULARIZERS[name](RegularizerConfig(weight=1.0))
+    reg = BY_NAME[name](RegularizerConfig(weight=1.0))
     ours = torch.autograd.grad(reg.term(a), list(a.values()))
     a2 = {k: v.detach().clone().requires_grad_() for k, v in a.items()}
     ref = by_hand(name, a2)
@@ -59,18 +62,46 @@ def test_gradient_matches_the_formula(name: str) -> None:
 
 
 def test_weighted_sum_and_live_weight() -> None:
-    config = RegularizersConfig(entropy=RegularizerConfig(weight=0.5),
-                                l2=RegularizerConfig(weight=0.1))
-    regs = RegularizerSet(config)
+    config = SearchConfig().with_changes({"regularizers.entropy.weight": 0.5,
+                                          "regularizers.l2.weight": 0.1})
+    regs = Components(config)
     a = alphas(1)
     expected = 0.5 * by_hand("entropy", a) + 0.1 * by_hand("l2", a)
     assert torch.allclose(regs.alpha_loss(a, 0.3), expected)
-    regs.set_weight("entropy", -2.0)
+    regs.set_live("entropy_weight", -2.0)
     expected = -2.0 * by_hand("entropy", a) + 0.1 * by_hand("l2", a)
     assert torch.allclose(regs.alpha_loss(a, 0.3), expected)
     assert regs.live_values()["entropy_weight"] == -2.0
-    assert set(regs.record(0.3)) == {"entropy", "l2"}
-    assert RegularizerSet(RegularizersConfig()).alpha_loss(a, 0.0) is None
+    recorded = regs.record_fields(0.3)["regularizers"]
+    assert set(recorded) == {"entropy", "l2"}
+    assert recorded["l2"]["value"] == pytest.approx(by_hand("l2", a).item())
+    assert Components(SearchConfig()).alpha_loss(a, 0.0) is None
+
+
+def test_alpha_loss_follows_the_schedule() -> None:
+    """The weight in the α loss is the schedule's at the search's progress, from its start."""
+    config = SearchConfig().with_changes({"regularizers.entropy.weight": 2.0,
+                                          "regularizers.entropy.schedule": "linear",
+                                          "regularizers.entropy.start": -1.0})
+    regs, a = Components(config), alphas(2)
+    for progress in (0.0, 0.25, 1.0):
+        expected = (-1.0 + 3.0 * progress) * by_hand("entropy", a)
+        assert torch.allclose(regs.alpha_loss(a, progress), expected)
+
+
+def test_records_carry_the_weight_in_force() -> None:
+    """Each step record's entropy weight is the linear ramp at the progress of its step."""
+    config = SearchConfig().with_changes({
+        "space": "nb201", "epochs": 2, "device": "cpu", "threads": 1, "network.channels": 4,
+        "data.subset": 200, "data.batch_size": 32, "record.log_every": 1,
+        "regularizers.entropy.weight": 2.0, "regularizers.entropy.schedule": "linear",
+        "regularizers.entropy.start": -1.0})
+    search = Search(config)
+    steps = [r for r in search.run() if r["kind"] == "step"]
+    assert len(steps) == search.total_steps
+    for r in steps:
+        progress = (r["step"] - 1) / search.total_steps
+        assert r["regularizers"]["entropy"]["weight"] == pytest.approx(-1.0 + 3.0 * progress)
 
 
 def test_schedules() -> None:

@@ -1,7 +1,9 @@
-"""SearchRun and RunRegistry: controls between steps, live changes, resume, faults, threads."""
+"""Run and RunRegistry: controls between steps, live changes, resume, faults, threads; the
+states and what each allows; the Recorder as the run folder's one writer."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,11 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from nas_engine.config import SearchConfig
-from nas_engine.runner import RunRegistry, SearchRun
+from nas_engine import live, snapshot
+from nas_engine.config import RUN_KINDS, SearchConfig
+from nas_engine.runner import JOBS, Run, RunRegistry, RunSummary
 from nas_engine.search import Search
-from nas_engine.store import RunFolder
-from nas_engine.strategies.darts import DartsStrategy
+from nas_engine.states import RunState
+from nas_engine.store import Recorder, RunFolder
 from tests.test_search import without_timings
 
 TIMEOUT = 120
@@ -58,6 +61,7 @@ def test_pause_holds_and_step_advances_exactly(registry) -> None:
     assert run.wait_for(lambda s: s.state == "paused" and s.step > held + 3, TIMEOUT)
     snap = run.snapshot()
     assert snap.step % snap.steps_per_epoch == 0 and snap.step <= held + 3 + 4
+    assert snap.checkpoint_epochs == tuple(range(1, snap.epoch + 1))  # kept by the run
     run.resume()
     assert run.wait_for(lambda s: s.state == "finished", TIMEOUT)
     assert run.snapshot().step == 20 * 4
@@ -85,8 +89,12 @@ def test_live_change_applies_at_next_step_and_is_logged(registry) -> None:
         "alpha_lr", 0.05, 3e-3, at + 1)
     logged = [r for r in run.folder.read_records() if r["kind"] == "live"]
     assert logged == [change]
+    assert snap.live["speed"] == 0 and "speed" not in snap.live_in_force  # 0 = no limit
+    assert snap.live_in_force["alpha_lr"] == 0.05
     run.stop()
     assert run.wait_for(lambda s: s.state == "stopped", TIMEOUT)
+    with pytest.raises(ValueError, match="is stopped; nothing is live any more"):
+        run.set("alpha_lr", 0.1)  # it would never apply: Continue makes a new session
 
 
 def test_resume_equals_uninterrupted(registry, tmp_path) -> None:
@@ -118,7 +126,7 @@ def test_sigkilled_process_leaves_readable_resumable_folder(tmp_path) -> None:
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
             folders = list(runs.glob("*/metrics.jsonl"))
-            if folders and sum(1 for line in open(folders[0]) if '"epoch"' in line) >= 2:
+            if folders and open(folders[0]).read().count('"kind":"epoch"') >= 2:
                 break
             time.sleep(0.2)
         else:
@@ -140,32 +148,47 @@ def test_sigkilled_process_leaves_readable_resumable_folder(tmp_path) -> None:
     assert after == list(range(1, max(epochs) + 2))
 
 
+def with_strategy_step(monkeypatch, wrap) -> None:
+    """Searches built from now on step their strategy through `wrap(original step)` (the job
+    table is where a run gets its job)."""
+
+    def build(config, recorder):
+        search = Search(config, recorder)
+        search.strategy.step = wrap(search.strategy.step)
+        return search
+
+    monkeypatch.setitem(JOBS, "search", build)
+
+
 def test_nan_loss_fails_with_step_and_keeps_history(registry, monkeypatch) -> None:
-    original = DartsStrategy.step
     calls = {"n": 0}
 
-    def poisoned(self, *args):
-        result = original(self, *args)
-        calls["n"] += 1
-        if calls["n"] == 6:
-            result.train_loss = torch.tensor(float("nan"))
-        return result
+    def poison(original):
+        def step(*args):
+            result = original(*args)
+            calls["n"] += 1
+            if calls["n"] == 6:
+                result.train_loss = torch.tensor(float("nan"))
+            return result
+        return step
 
-    monkeypatch.setattr(DartsStrategy, "step", poisoned)
+    with_strategy_step(monkeypatch, poison)
     run = registry.create(tiny(epochs=3)).start()
     assert run.wait_for(lambda s: s.state == "failed", TIMEOUT)
     snap = run.snapshot()
     assert "step 6" in snap.message and "nan" in snap.message
     assert run.folder.read_status()["state"] == "failed"
     assert len(run.folder.read_records()) == 5 + 1  # steps 1-5, epoch 1
-    assert sorted(run.folder.checkpoints()) == [1]
+    assert sorted(run.folder.checkpoints()) == [1] and snap.checkpoint_epochs == (1,)
 
 
 def test_worker_exception_is_reported(registry, monkeypatch) -> None:
-    def broken(self, *args):
-        raise RuntimeError("boom")
+    def broken(original):
+        def step(*args):
+            raise RuntimeError("boom")
+        return step
 
-    monkeypatch.setattr(DartsStrategy, "step", broken)
+    with_strategy_step(monkeypatch, broken)
     run = registry.create(tiny()).start()
     assert run.wait_for(lambda s: s.state == "failed", TIMEOUT)
     assert "RuntimeError: boom" in run.snapshot().message
@@ -224,12 +247,73 @@ def test_branch_starts_from_parent_checkpoint(registry) -> None:
     assert snap.live_changes[0]["step"] == 5
     summaries = {s.run_id: s for s in registry.list()}
     assert summaries[child.run_id].parent == parent.run_id
+    assert snap.checkpoint_epochs == (2, 3)  # its own; epoch 1 is the parent's
 
 
 def test_open_reads_a_finished_run(registry) -> None:
     run = registry.create(tiny(epochs=1)).start()
     assert run.wait_for(lambda s: s.state == "finished", TIMEOUT)
-    view = SearchRun.open(run.folder.path)
+    view = Run.open(run.folder.path)
     snap = view.snapshot()
-    assert snap.state == "finished" and len(snap.epochs) == 1 and snap.step == 4
+    assert snap.state is RunState.FINISHED and len(snap.epochs) == 1 and snap.step == 4
     assert np.array_equal(snap.steps.alphas["cell"], run.snapshot().steps.alphas["cell"])
+    assert snap.checkpoint_epochs == run.snapshot().checkpoint_epochs == (1,)
+    record = run.folder.last_record(("epoch",))
+    assert list(snap.epochs.alarms) == [record["alarm"]]
+    np.testing.assert_array_equal(snap.epochs.hessian_max_eigenvalue,
+                                  [record.get("hessian_max_eigenvalue", np.nan)])
+    assert list(snap.epochs.regularizers) == [record["regularizers"]]
+    assert RunSummary.of_folder(run.folder) == RunSummary.of_run(run)  # the table agrees
+    assert RunSummary.of_run(run).kind == "search"
+    for control in (view.start, view.pause, view.resume, view.stop, view.step_epoch):
+        with pytest.raises(RuntimeError, match="is finished and not run by this process"):
+            control()
+
+
+# state: is_active, is_live, is_controllable, is_terminal, can_continue
+STATE_TABLE = {
+    "created": (True, True, False, False, False),
+    "running": (True, True, True, False, False),
+    "paused": (False, True, True, False, False),
+    "finished": (False, False, False, True, False),
+    "stopped": (False, False, False, False, True),
+    "failed": (False, False, False, True, False),
+    "interrupted": (False, False, False, False, True),
+}
+
+
+def test_each_state_allows_what_its_table_row_says() -> None:
+    assert [state.value for state in RunState] == list(STATE_TABLE)
+    for value, row in STATE_TABLE.items():
+        state = RunState(value)
+        assert state == value and f"{state}" == value and json.dumps(state) == f'"{value}"'
+        assert (state.is_active, state.is_live, state.is_controllable, state.is_terminal,
+                state.can_continue) == row
+
+
+def test_every_run_kind_has_a_job() -> None:
+    assert set(JOBS) == set(RUN_KINDS)
+
+
+def test_the_snapshot_names_the_speed_limit_as_live_declares_it() -> None:
+    assert snapshot.SPEED == live.SPEED.name  # snapshot stays free of live's imports
+
+
+def test_the_recorder_is_the_only_writer(tmp_path) -> None:
+    writes = ("write", "append", "save", "keep", "create")
+    assert not [name for name in vars(RunFolder) if name.startswith(writes)]
+    recorder = Recorder.create(tmp_path, tiny())
+    assert json.loads((recorder.path / "config.json").read_text())["kind"] == "search"
+    assert recorder.read_status()["state"] == "created"
+    with pytest.raises(ValueError, match="'runing' is not a valid RunState"):
+        recorder.write_status("runing")
+    recorder.save_checkpoint({"at": 2}, 2)
+    recorder.save_checkpoint({"at": 1}, 1)
+    recorder.save_checkpoint({"at": "mid-epoch"})
+    assert recorder.checkpoint_epochs == (1, 2) == tuple(RunFolder(recorder.path).checkpoints())
+    assert recorder.load_checkpoint() == {"at": "mid-epoch"}  # latest.pt first
+    recorder.append_record({"kind": "step", "step": 1})
+    recorder.append_record({"kind": "step", "step": 2})
+    recorder.keep_records(1)
+    assert recorder.record_count == 1 and RunFolder(recorder.path).read_records() == [
+        {"kind": "step", "step": 1}]

@@ -9,7 +9,7 @@ import pytest
 
 from nas_engine.config import SearchConfig
 from nas_engine.search import Search
-from nas_engine.store import RunFolder
+from nas_engine.store import Recorder
 
 EPOCH_KEYS = {"kind", "epoch", "step", "time_s", "train_loss", "train_acc", "val_loss", "val_acc",
               "alphas", "genotype", "skip_count", "entropy", "live"}
@@ -27,7 +27,7 @@ def tiny(space: str, **changes) -> SearchConfig:
                                                 ("nb201", ("cell",), 6)])
 def test_run_folder_has_every_key(tmp_path, space, cells, rows) -> None:
     config = tiny(space)
-    folder = RunFolder.create(tmp_path, config)
+    folder = Recorder.create(tmp_path, config)
     search = Search(config, folder)
     search.run()
     saved = json.loads((folder.path / "config.json").read_text())

@@ -8,6 +8,8 @@ import csv
 import io
 import json
 import re
+import subprocess
+import sys
 
 import graphviz
 import numpy as np
@@ -16,20 +18,29 @@ import pytest
 from nas_engine import viz
 from nas_engine.config import SearchConfig
 from nas_engine.diagnostics import mean_entropy
-from nas_engine.runner import SearchRun
+from nas_engine.history import History
+from nas_engine.runner import Run
 from nas_engine.spaces import make_space
-from nas_engine.store import RunFolder
+from nas_engine.store import Recorder
 
 PARAMETER_FREE = {"none", "max_pool_3x3", "avg_pool_3x3", "skip_connect"}
+ALARM = {"rule": "darts+", "message": "2 or more skip_connects in the normal cell"}
+
+
+def hessian_fields(epoch: int) -> dict:
+    return {"hessian_max_eigenvalue": 0.25 * epoch, "hessian_method": "lanczos",
+            "hessian_seconds": 0.01}
 
 
 def write_run(root, space: str = "darts", epochs: int = 3, steps_per_epoch: int = 4,
-              seed: int = 0, live_change_at: int | None = None) -> SearchRun:
+              seed: int = 0, live_change_at: int | None = None, alarm_at: int | None = None
+              ) -> Run:
     """A finished run folder with records made from seeded random α (no training), opened as
-    the app opens a run from disk."""
+    the app opens a run from disk. λmax is measured every second epoch, the alarm
+    fires at epoch `alarm_at` (ALARM) and stays."""
     config = SearchConfig().with_changes({"space": space, "epochs": epochs, "seed": seed,
                                           "record.log_every": 2})
-    folder = RunFolder.create(root, config, label=f"fake-{space}")
+    folder = Recorder.create(root, config, label=f"fake-{space}")
     model_space = make_space(config)
     rng = np.random.default_rng(seed)
     raw = {cell: rng.normal(0, 0.5, shape) for cell, shape in model_space.alpha_shapes().items()}
@@ -50,6 +61,7 @@ def write_run(root, space: str = "darts", epochs: int = 3, steps_per_epoch: int 
             "skip_count": model_space.skip_count(genotype), "entropy": mean_entropy(probs),
             "live": {"w_lr": 0.025, "alpha_lr": 3e-4 if step <= (live_change_at or 10**9)
                      else 1e-2},
+            "regularizers": {"entropy": {"weight": 0.1, "value": 0.01 * step}},
         }
         if live_change_at == step:
             folder.append_record({"kind": "live", "step": step + 1, "epoch": record["epoch"],
@@ -58,16 +70,20 @@ def write_run(root, space: str = "darts", epochs: int = 3, steps_per_epoch: int 
         if step % 2 == 0 and not epoch_done:
             folder.append_record(record)
         if epoch_done:
-            folder.append_record({**record, "kind": "epoch", "epoch": step // steps_per_epoch,
+            epoch = step // steps_per_epoch
+            fired = alarm_at is not None and epoch >= alarm_at
+            folder.append_record({**record, "kind": "epoch", "epoch": epoch,
                                   "train_loss": 1.5 / step, "val_acc": 0.06 * step,
-                                  "alarm": None})
+                                  **(hessian_fields(epoch) if epoch % 2 == 0 else {}),
+                                  "alarm": {**ALARM, "epoch": alarm_at} if fired else None})
     folder.write_status("finished")
-    return SearchRun.open(folder.path)
+    return Run.open(folder.path)
 
 
 @pytest.fixture(scope="module")
 def darts(tmp_path_factory):
-    return write_run(tmp_path_factory.mktemp("runs"), "darts", live_change_at=5).snapshot()
+    return write_run(tmp_path_factory.mktemp("runs"), "darts", live_change_at=5,
+                     alarm_at=2).snapshot()
 
 
 @pytest.fixture(scope="module")
@@ -294,3 +310,41 @@ def test_compare_rows_and_curves(darts, nb201) -> None:
     fig = viz.compare_curves([("a", darts), ("b", nb201)])
     assert len(fig.data) == 2 * 4
     np.testing.assert_allclose(fig.data[2].y, darts.epochs.skip_count)
+
+
+def test_history_carries_lambda_max_alarm_and_regularizers_per_row(darts) -> None:
+    epochs = darts.epochs
+    np.testing.assert_array_equal(epochs.hessian_max_eigenvalue, [np.nan, 0.5, np.nan])
+    assert epochs.last("hessian_max_eigenvalue") == 0.5  # the last measured epoch
+    assert darts.steps.last("hessian_max_eigenvalue") is None  # steps never measure it
+    assert list(epochs.alarms) == [None, {**ALARM, "epoch": 2}, {**ALARM, "epoch": 2}]
+    assert list(darts.steps.alarms) == [None] * len(darts.steps)
+    assert list(epochs.early_stops) == [None, None, None]
+    assert [r["entropy"]["value"] for r in epochs.regularizers] == pytest.approx(
+        [0.04, 0.08, 0.12])
+    rows = list(csv.DictReader(io.StringIO(viz.metrics_csv(epochs))))
+    assert [r["hessian_max_eigenvalue"] for r in rows] == ["", "0.5", ""]
+
+
+def test_history_view_is_a_window_that_later_rows_do_not_change() -> None:
+    history = History({"cell": (1, 2)})
+    row = {"step": 1, "epoch": 0, "alphas": {"cell": [[0.5, 0.5]]},
+           "alphas_raw": {"cell": [[0.0, 0.0]]}, "genotype": {}}
+    history.append(row)
+    before = history.view()
+    for step in range(2, 100):  # grows the buffers past their capacity
+        history.append({**row, "step": step, "hessian_max_eigenvalue": 1.0,
+                        "alarm": {"rule": "darts+"}})
+    assert len(before) == 1 and before.alarms[0] is None and before.live[0] == {}
+    assert np.isnan(before.hessian_max_eigenvalue[0]) and before.regularizers[0] == {}
+    after = history.view()
+    assert len(after) == 99 and after.alarms[-1] == {"rule": "darts+"}
+    assert after.last("hessian_max_eigenvalue") == 1.0 and after.step[-1] == 99
+
+
+def test_viz_imports_no_thread_or_runner_code() -> None:
+    code = ("import sys, nas_engine.viz; print(sorted(m for m in sys.modules if m in "
+            "('nas_engine.runner', 'nas_engine.store', 'nas_engine.search')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.strip() == "[]"

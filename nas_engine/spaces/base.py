@@ -11,6 +11,7 @@ from torch import nn
 
 from nas_engine.config import NetworkConfig
 from nas_engine.spaces.dag import MixedDag
+from nas_engine.spaces.ops import PLAIN_EDGES, EdgeOptions
 
 
 class Supernet(nn.Module, ABC):
@@ -30,6 +31,7 @@ class SearchSpace(ABC):
     name: str
     cell_types: tuple[str, ...]
     derived_edges: int  # edges of the derived cell the skip count is out of (collapse: half)
+    inputs_per_node: int | None  # incoming edges a derived node keeps (None: all of them)
     reductions = 2  # stride-2 stages the image passes through
 
     def __init__(self, ops: list[str], network: NetworkConfig) -> None:
@@ -64,9 +66,9 @@ class SearchSpace(ABC):
 
     @abstractmethod
     def build_supernet(self, in_channels: int, num_classes: int, image_size: int,
-                       partial: int = 1) -> Supernet:
-        """The supernet; `partial` K > 1 sends 1/K of each edge's channels through its mixed
-        op (PC-DARTS)."""
+                       options: EdgeOptions = PLAIN_EDGES) -> Supernet:
+        """The supernet, its mixed edges built as `options` say (partial channels, the
+        auxiliary skip's weights)."""
 
     @abstractmethod
     def derive(self, weights: dict[str, np.ndarray]) -> Any:
@@ -79,6 +81,31 @@ class SearchSpace(ABC):
     @abstractmethod
     def genotype_text(self, genotype: Any) -> str:
         """The one-line text form people paste (Genotype(...) repr, NB201 arch string)."""
+
+    def capped_skips(self, weights: dict[str, np.ndarray], max_skips: int) -> Any:
+        """P-DARTS' rule for the final cell: while the derived cell (the normal cell for DARTS)
+        holds more than `max_skips` skip_connects, the kept skip with the smallest weight is
+        struck out and the cell derived again, so that edge takes its next-best op (or the
+        node another input)."""
+        cell = self.cell_types[0]
+        skip = self.ops.index("skip_connect") if "skip_connect" in self.ops else None
+        weights = {c: np.array(w, dtype=np.float64) for c, w in weights.items()}
+        genotype = self.derive(weights)
+        while skip is not None and self.skip_count(genotype) > max_skips:
+            rows = self.skip_rows(genotype)
+            weakest = min(rows, key=lambda r: weights[cell][r, skip])
+            weights[cell][weakest, skip] = -np.inf
+            genotype = self.derive(weights)
+        return genotype
+
+    @abstractmethod
+    def genotype_columns(self, genotype: Any) -> dict[str, list[int | None]]:
+        """Per cell type, the α column each edge row computes in the derived cell (None: the
+        edge is not kept). The discrete network of NASP is built from it."""
+
+    @abstractmethod
+    def skip_rows(self, genotype: Any) -> list[int]:
+        """α rows of the skip_connect edges in the derived cell (the one `skip_count` counts)."""
 
     @abstractmethod
     def skip_count(self, genotype: Any) -> int:

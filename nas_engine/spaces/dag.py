@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nas_engine.spaces.ops import EdgeOps, OpFactory, channel_shuffle
+from nas_engine.spaces.ops import PLAIN_EDGES, EdgeOps, EdgeOptions, OpFactory, channel_shuffle
 
 
 def edge_count(inputs: int, steps: int) -> int:
@@ -42,11 +42,12 @@ class MixedDag(nn.Module):
     """
 
     def __init__(self, table: dict[str, OpFactory], ops: list[str], channels: int, inputs: int,
-                 steps: int, reduction: bool = False, partial: int = 1) -> None:
+                 steps: int, reduction: bool = False, options: EdgeOptions = PLAIN_EDGES
+                 ) -> None:
         super().__init__()
         self.inputs = inputs
         self.steps = steps
-        self.partial = partial
+        self.partial = options.partial
         last = inputs + steps - 1  # the last node feeds no edge
         self.sources = nn.ModuleList()
         self.targets: list[list[int]] = []
@@ -54,12 +55,12 @@ class MixedDag(nn.Module):
         for source in range(last):
             targets = list(range(max(inputs, source + 1), inputs + steps))
             stride = 2 if reduction and source < inputs else 1
-            self.sources.append(EdgeOps(table, ops, channels, len(targets), stride, partial))
+            self.sources.append(EdgeOps(table, ops, channels, len(targets), stride, options))
             self.targets.append(targets)
             self.rows.append([edge_row(inputs, t, source) for t in targets])
             self.register_buffer(f"rows_{source}", torch.tensor(self.rows[-1]), persistent=False)
 
-    def choose(self, choice: list[int] | None) -> None:
+    def choose(self, choice: list[int | None] | None) -> None:
         """The α column each row computes (one op per edge, NASP), or None for all of them."""
         for edge_ops, rows in zip(self.sources, self.rows):
             edge_ops.choose(None if choice is None else [choice[r] for r in rows])

@@ -13,7 +13,7 @@ from torch import nn
 from nas_engine.spaces import genotypes
 from nas_engine.spaces.base import SearchSpace, Supernet
 from nas_engine.spaces.dag import MixedDag, edge_list
-from nas_engine.spaces.ops import NB201_OPS
+from nas_engine.spaces.ops import NB201_OPS, PLAIN_EDGES, EdgeOptions
 
 STEPS = 3
 INPUTS = 1
@@ -41,9 +41,9 @@ class ResNetBlock(nn.Module):
 
 
 class NB201Cell(nn.Module):
-    def __init__(self, ops: list[str], channels: int, partial: int = 1) -> None:
+    def __init__(self, ops: list[str], channels: int, options: EdgeOptions) -> None:
         super().__init__()
-        self.dag = MixedDag(NB201_OPS, ops, channels, INPUTS, STEPS, partial=partial)
+        self.dag = MixedDag(NB201_OPS, ops, channels, INPUTS, STEPS, options=options)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         return self.dag([x], weights)[-1]
@@ -53,7 +53,7 @@ class NB201Supernet(Supernet):
     """Stem, three stages of `cells_per_stage` cells (C, 2C, 4C), BN-ReLU, pooling, classifier."""
 
     def __init__(self, ops: list[str], channels: int, cells_per_stage: int, in_channels: int,
-                 num_classes: int, partial: int = 1) -> None:
+                 num_classes: int, options: EdgeOptions) -> None:
         super().__init__()
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
@@ -64,7 +64,7 @@ class NB201Supernet(Supernet):
             if stage:
                 layers.append(ResNetBlock(current, current * 2))
                 current *= 2
-            layers.extend(NB201Cell(ops, current, partial) for _ in range(cells_per_stage))
+            layers.extend(NB201Cell(ops, current, options) for _ in range(cells_per_stage))
         self.layers = nn.ModuleList(layers)
         self.head = nn.Sequential(nn.BatchNorm2d(current), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
         self.classifier = nn.Linear(current, num_classes)
@@ -86,15 +86,16 @@ class NB201Space(SearchSpace):
     name = "nb201"
     cell_types = ("cell",)
     derived_edges = STEPS * (STEPS + 1) // 2  # every edge of the cell is kept (6)
+    inputs_per_node = None
 
     def edges(self) -> list[tuple[int, int]]:
         return edge_list(INPUTS, STEPS)
 
     def build_supernet(self, in_channels: int, num_classes: int, image_size: int,
-                       partial: int = 1) -> Supernet:
+                       options: EdgeOptions = PLAIN_EDGES) -> Supernet:
         self.check_image_size(image_size)
         return NB201Supernet(self.ops, self.network.channels, self.network.cells_per_stage,
-                             in_channels, num_classes, partial)
+                             in_channels, num_classes, options)
 
     def derive(self, weights: dict[str, np.ndarray]) -> genotypes.NB201Genotype:
         return genotypes.derive_nb201(weights["cell"], self.ops)
@@ -104,6 +105,12 @@ class NB201Space(SearchSpace):
 
     def genotype_text(self, genotype: Any) -> str:
         return genotype.to_arch_str()
+
+    def genotype_columns(self, genotype: Any) -> dict[str, list[int | None]]:
+        return {"cell": [self.ops.index(op) for op, _ in genotype.edges]}
+
+    def skip_rows(self, genotype: Any) -> list[int]:
+        return [row for row, (op, _) in enumerate(genotype.edges) if op == genotypes.SKIP]
 
     def skip_count(self, genotype: Any) -> int:
         return genotypes.skip_count_nb201(genotype)

@@ -22,6 +22,7 @@ Two strategies narrow what a block computes:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -244,14 +245,23 @@ NB201_OPS: dict[str, OpFactory] = {
     "avg_pool_3x3": _pool_bn(nn.AvgPool2d, with_bn=False),
 }
 
-PARAMETER_FREE = frozenset({"none", "skip_connect", "max_pool_3x3", "avg_pool_3x3"})
-
-
 def channel_shuffle(x: Tensor, groups: int) -> Tensor:
     """Interleave `groups` equal channel blocks (ShuffleNet; PC-DARTS after the partial mixed
     op): output channel i·groups + g is input channel g·(C/groups) + i."""
     b, c, h, w = x.shape
     return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+
+@dataclass(frozen=True)
+class EdgeOptions:
+    """How every mixed edge of a supernet is built, as strategies and components shape it
+    (`adapt_search_space`): PC-DARTS' partial channels K, DARTS-' stride-2 auxiliary skip."""
+
+    partial: int = 1
+    aux_reduce: bool = False
+
+
+PLAIN_EDGES = EdgeOptions()
 
 
 # A job of `EdgeOps`: an index into its ops and the runs of edges that op is computed on.
@@ -267,32 +277,40 @@ class EdgeOps(nn.Module):
     """
 
     def __init__(self, table: dict[str, OpFactory], ops: list[str], channels: int, edges: int,
-                 stride: int, partial: int = 1) -> None:
+                 stride: int, options: EdgeOptions = PLAIN_EDGES) -> None:
         super().__init__()
         self.edges = edges
         self.stride = stride
-        self.op_channels = channels // partial
+        self.op_channels = channels // options.partial
+        self.n_columns = len(ops)
         self.columns = [i for i, name in enumerate(ops) if name != "none"]
         self.names = [ops[i] for i in self.columns]
         self.ops = nn.ModuleList(
             table[ops[i]](self.op_channels, edges, stride) for i in self.columns
         )
         self.choose(None)
-        # Collapse mitigations on stride-1 edges, set by the strategy (0 = off); with partial
-        # channels they act on the mixed part.
-        self.aux_skip = 0.0  # DARTS-: + β·x on every edge
-        self.skip_dropout = 0.0  # P-DARTS: dropout on skip_connect's output
+        # Collapse mitigations, set by their components (0 = off); with partial channels they
+        # act on the mixed part.
+        self.aux_skip = 0.0  # DARTS-: + β·x (β·FactorizedReduce(x) on a stride-2 edge)
+        self.skip_dropout = 0.0  # P-DARTS: dropout on skip_connect's output (stride 1)
+        # DARTS-' stride-2 auxiliary skip has weights of its own, one set per edge.
+        self.aux_reduce = (FactorizedReduce(self.op_channels, self.op_channels, edges)
+                           if options.aux_reduce and stride == 2 else None)
 
-    def choose(self, choice: list[int] | None) -> None:
-        """Compute only the op in α column `choice[e]` on edge e (NASP's discrete forward;
-        `none` computes nothing), or every op on every edge (None). Host ints: deciding here
-        costs no device sync per op."""
+    def choose(self, choice: list[int | None] | None) -> None:
+        """Compute only the op in α column `choice[e]` on edge e (one op per edge: NASP, GDAS;
+        `none` or None computes nothing), or every op on every edge (None). Host ints:
+        deciding here costs no device sync per op."""
         self.jobs_cover_all_edges = choice is None
         if choice is None:
             self.jobs: list[Job] = [(k, [range(self.edges)]) for k in range(len(self.ops))]
+            self._unchosen: Tensor | None = None
             return
         runs: dict[int, list[range]] = {}
+        unchosen = torch.ones(self.edges, self.n_columns, dtype=torch.bool)
         for e, column in enumerate(choice):
+            if column is not None:
+                unchosen[e, column] = False  # `none` too: its weight multiplies a zero
             if column not in self.columns:
                 continue
             op_runs = runs.setdefault(self.columns.index(column), [])
@@ -301,6 +319,7 @@ class EdgeOps(nn.Module):
             else:
                 op_runs.append(range(e, e + 1))
         self.jobs = sorted(runs.items())
+        self._unchosen = unchosen
 
     def forward(self, x: Tensor, weights: Tensor) -> Tensor:
         # Channels last: the layout CPU convolutions and pools run fastest on.
@@ -329,8 +348,16 @@ class EdgeOps(nn.Module):
             b, c, h, w = inp.x.shape
             zero = inp.x.new_zeros(b, c, -(-h // stride), -(-w // stride))
             mixed = torch.stack([zero if t is None else t for t in per_edge], dim=1)
-        if self.aux_skip and stride == 1:
-            mixed = mixed + self.aux_skip * inp.x.unsqueeze(1)
+            # The unchosen ops' weights (0 in value) still pass their gradient straight
+            # through, as in the official GDAS and NASP forward (`w·op(x) if chosen else w`).
+            self._unchosen = self._unchosen.to(weights.device)
+            rest = (weights * self._unchosen).sum(1)
+            mixed = mixed + rest.view(1, -1, 1, 1, 1)
+        if self.aux_skip:
+            if stride == 1:
+                mixed = mixed + self.aux_skip * inp.x.unsqueeze(1)
+            elif self.aux_reduce is not None:
+                mixed = mixed + self.aux_skip * self.aux_reduce(inp)
         return mixed
 
     def bypass(self, x: Tensor) -> Tensor:

@@ -1,18 +1,23 @@
-"""The common shape of a search strategy (in the spirit of NASLib's optimizer interface):
-build its optimisers from a model and a config, then `step` per batch pair, `after_epoch` at
-each epoch end, and `state_dict` for checkpoints. Everything a step returns stays on the device
-so the loop can avoid host syncs between logging points."""
+"""The shape of a search strategy (in the spirit of NASLib's optimizer interface): the update
+rule only. It shapes its supernet before it is built (`adapt_search_space`), attaches to the
+built model and the run's components, then `step`s per batch pair, hears `after_epoch`, and
+keeps its state for checkpoints. Everything a step returns stays on the device so the loop
+can avoid host syncs between logging points.
+
+Regularizers, cures and diagnostics are components (`nas_engine.components`), not strategy
+features: every strategy gets them through the hooks it calls."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from nas_engine.components import Components, LiveParameter
 from nas_engine.config import SearchConfig
-from nas_engine.model import SearchModel
+from nas_engine.model import SearchModel, SupernetOptions
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -28,26 +33,44 @@ class StepResult:
 
 
 class Strategy(ABC):
-    def __init__(self, model: SearchModel, config: SearchConfig) -> None:
-        self.model = model
+    name: ClassVar[str]
+    label: ClassVar[str]  # what the Search page shows
+    w_optimizer: torch.optim.Optimizer  # the weights' optimiser, once attached (components)
+
+    def __init__(self, config: SearchConfig, device: torch.device) -> None:
         self.config = config
+        self.device = device
+
+    @classmethod
+    def declared(cls, config: SearchConfig) -> tuple[LiveParameter, ...]:
+        """The live parameters this strategy offers a run of `config`."""
+        return ()
+
+    def adapt_search_space(self, options: SupernetOptions) -> None:  # noqa: B027 - a hook
+        """Shape the supernet before it is built: mixing, edge options, α's start."""
 
     @abstractmethod
-    def step(self, train: Batch, val: Batch, progress: float = 0.0) -> StepResult:
-        """One search step: an α update on the validation batch, a w update on the train batch.
-        `progress` ∈ [0, 1] is how far the search is (schedules of regularisers, mitigations)."""
+    def attach(self, model: SearchModel, components: Components) -> None:
+        """The built model and the run's components: build the optimisers."""
 
     @abstractmethod
-    def after_epoch(self, epoch: int) -> None:
+    def step(self, train: Batch, val: Batch, progress: float) -> StepResult:
+        """One search step; `progress` ∈ [0, 1] is how far the search is."""
+
+    def after_epoch(self, epoch: int) -> None:  # noqa: B027 - an optional hook
         """Called once each epoch ends (schedulers, warm-ups)."""
+
+    def record_fields(self) -> dict[str, Any]:
+        """Fields of the strategy's own state added to every record (e.g. GDAS' τ)."""
+        return {}
 
     @abstractmethod
     def live_values(self) -> dict[str, float]:
-        """The live parameters in force, recorded with every metrics record."""
+        """The strategy's live parameters in force."""
 
     @abstractmethod
     def set_live(self, name: str, value: float) -> None:
-        """Apply a validated live parameter from the next step on."""
+        """Apply one of its validated live parameters from the next step on."""
 
     @abstractmethod
     def set_epochs(self, epochs: int) -> None:

@@ -2,37 +2,24 @@
 edge's channels (the rest bypass the op, then the channels are shuffled), with edge
 normalisation: softmax(β) over a node's incoming edges scales each edge. Memory and time per
 step drop by about K on the mixed ops, and β damps the instability partial channels add.
-
-The supernet side lives in `spaces.ops` / `spaces.dag` (partial channels, bypass, shuffle) and
-`SearchModel` (β, mixing weights softmax(α)·softmax(β), the genotype rule on that product).
-Here: optimise β with α by the same Adam, and hold both still for the
-first `pc_warmup_epochs` epochs as the official `train_search.py` does (the w step alone)."""
+β is optimised with α by the same Adam; both are held for the first `pc_warmup_epochs` epochs,
+as the official `train_search.py` does (the w step alone)."""
 
 from __future__ import annotations
 
-import torch
+import dataclasses
 
-from nas_engine.config import SearchConfig
-from nas_engine.model import SearchModel
-from nas_engine.strategies.base import Batch
-from nas_engine.strategies.darts import DartsStrategy
+from nas_engine.model import SupernetOptions
+from nas_engine.strategies.gradient import GradientStrategy
 
 
-class PCDartsStrategy(DartsStrategy):
-    def __init__(self, model: SearchModel, config: SearchConfig) -> None:
-        if not model.betas:
-            raise ValueError("PC-DARTS needs a model built with partial channels "
-                             "(SearchModel(..., partial=K))")
-        super().__init__(model, config)
-        self.warmup_epochs = config.strategy.pc_warmup_epochs
+class PCDarts(GradientStrategy):
+    name = "pcdarts"
+    label = "PC-DARTS"
 
-    @property
-    def epochs_done(self) -> int:
-        # The cosine scheduler steps once per epoch and is restored on resume.
-        return self.w_scheduler.last_epoch
+    def adapt_search_space(self, options: SupernetOptions) -> None:
+        options.edges = dataclasses.replace(options.edges, partial=self.config.strategy.pc_partial)
+        options.edge_normalization = True
 
-    def alpha_step(self, train: Batch, val: Batch) -> torch.Tensor:
-        if self.epochs_done < self.warmup_epochs:
-            with torch.no_grad():  # the val loss for the records; α and β stay
-                return self.model.loss(*val)
-        return super().alpha_step(train, val)
+    def alpha_moves(self) -> bool:
+        return self.epochs_done >= self.config.strategy.pc_warmup_epochs

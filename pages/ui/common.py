@@ -26,7 +26,7 @@ import torch
 
 from nas_engine.config import SearchConfig
 from nas_engine.data import load_images
-from nas_engine.runner import RunRegistry, SearchRun
+from nas_engine.runner import Run, RunRegistry
 from nas_engine.store import list_runs
 
 T = TypeVar("T")
@@ -173,7 +173,7 @@ def call(action: Callable[..., Any], *args: Any) -> None:
 
 
 # -- runs in the URL -------------------------------------------------------------------------
-def pick_run(key: str = "run") -> SearchRun | None:
+def pick_run(key: str = "run") -> Run | None:
     """The run named by `?run=ID` (so a refresh, a second tab or a shared link shows it), or
     one picked here, which then goes into the URL."""
     runs = [folder.run_id for folder in list_runs(runs_dir())]
@@ -224,17 +224,3 @@ def memo(name: str, stamp: tuple[Any, ...], build: Callable[[], T]) -> T:
 def number_step(value: float) -> float:
     """A +/- step for a number input: the value's order of magnitude (0.01 around zero)."""
     return 10.0 ** math.floor(math.log10(abs(value))) if value else 0.01
-
-
-def live_config_path(name: str, config: dict[str, Any]) -> str | None:
-    """The config setting a live parameter starts from: `w_lr` -> `optim.w_lr`,
-    `entropy_weight` -> `regularizers.entropy.weight`; None for run-only ones (speed)."""
-    for section, fields in config.items():
-        if not isinstance(fields, dict):
-            continue
-        if name in fields and not isinstance(fields[name], dict):
-            return f"{section}.{name}"
-        base = name.removesuffix("_weight")
-        if base != name and isinstance(fields.get(base), dict) and "weight" in fields[base]:
-            return f"{section}.{base}.weight"
-    return None

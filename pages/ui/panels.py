@@ -11,15 +11,18 @@ from typing import Any
 import streamlit as st
 
 from nas_engine import viz
-from nas_engine.runner import SearchRun, Snapshot
+from nas_engine.runner import Run
+from nas_engine.snapshot import Snapshot
 from nas_engine.spaces import SPACES
+from nas_engine.states import RunState
 from pages.ui.common import guarded, memo
 from pages.ui.teaching import explain
 
 PLOTLY_CONFIG = {"displaylogo": False}
-STATE_ICONS = {"created": "hourglass_empty", "running": "play_circle", "paused": "pause_circle",
-               "finished": "check_circle", "stopped": "stop_circle", "failed": "error",
-               "interrupted": "warning"}
+STATE_ICONS = {RunState.CREATED: "hourglass_empty", RunState.RUNNING: "play_circle",
+               RunState.PAUSED: "pause_circle", RunState.FINISHED: "check_circle",
+               RunState.STOPPED: "stop_circle", RunState.FAILED: "error",
+               RunState.INTERRUPTED: "warning"}
 
 
 def vega_chart(*specs: dict[str, Any], key: str) -> None:
@@ -62,15 +65,8 @@ def curves_panel(snap: Snapshot, key: str) -> None:
     explain("curves")
 
 
-def last_epoch_record(run: SearchRun, snap: Snapshot) -> dict[str, Any] | None:
-    """The newest epoch record as written (alarm, λmax and whatever the diagnostics add),
-    re-read only when an epoch has ended."""
-    return memo(f"epoch-record:{snap.run_id}", (len(snap.epochs),),
-                lambda: run.folder.last_record(("epoch",)))
-
-
 @guarded("The collapse diagnostics could not be drawn")
-def diagnostics_strip(snap: Snapshot, epoch_record: dict[str, Any] | None) -> None:
+def diagnostics_strip(snap: Snapshot) -> None:
     """Skip count, entropy, parameter-free mass, λmax when measured, and the alarm state."""
     latest = snap.latest or {}
     ops = snap.config.ops or []
@@ -91,13 +87,12 @@ def diagnostics_strip(snap: Snapshot, epoch_record: dict[str, Any] | None) -> No
                       f"{mass[first_cell]:.2f}",
                       help=f"softmax weight on skip, pools and none ({first_cell} cell), mean "
                            "over edges", border=True)
-    record = epoch_record or {}
-    lam = record.get("hessian_max_eigenvalue")
+    lam = snap.epochs.last("hessian_max_eigenvalue")
     columns[3].metric("Hessian λmax", "–" if lam is None else f"{lam:.3g}",
                       help="largest eigenvalue of ∇²α L_val at the last measured epoch "
                            "(R-DARTS: a fast rise precedes collapse); set "
                            "diagnostics.hessian_every to measure it", border=True)
-    alarm = record.get("alarm")
+    alarm = snap.epochs.alarms[-1] if len(snap.epochs) else None
     if alarm:
         st.error(f"**Collapse alarm** ({alarm.get('rule')}, epoch {alarm.get('epoch')}): "
                  f"{alarm.get('message')}", icon=":material/e911_emergency:")
@@ -107,7 +102,7 @@ def diagnostics_strip(snap: Snapshot, epoch_record: dict[str, Any] | None) -> No
 
 
 def run_header(snap: Snapshot) -> None:
-    icon = f":material/{STATE_ICONS.get(snap.state, 'circle')}:"
+    icon = f":material/{STATE_ICONS[snap.state]}:"
     config = snap.config
     st.markdown(f"#### {icon} `{snap.run_id}` — {snap.state}")
     lineage = snap.lineage
@@ -119,11 +114,11 @@ def run_header(snap: Snapshot) -> None:
         line += f" ({changes})" if changes else ""
     st.caption(line)
     if snap.message:
-        (st.error if snap.state == "failed" else st.info)(snap.message)
+        (st.error if snap.state is RunState.FAILED else st.info)(snap.message)
 
 
 @guarded("The exports could not be prepared")
-def exports_panel(run: SearchRun, key: str, point: viz.ArchPoint | None = None) -> None:
+def exports_panel(run: Run, key: str, point: viz.ArchPoint | None = None) -> None:
     """The derived cell as text/JSON/graph and the metrics as CSV. Files are made when a button
     is pressed, from the run as it is then (or from `point`, a moment picked on the page)."""
     snap = run.snapshot()

@@ -22,7 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from nas_engine.runner import SearchRun, Snapshot
+from nas_engine.runner import Run
+from nas_engine.snapshot import Snapshot
 from pages.ui import common
 
 POLL_MS = 1000  # how often a live page reads the newest snapshot
@@ -49,9 +50,10 @@ def _duration(seconds: float) -> str:
 
 def outside_records(snap: Snapshot) -> tuple[Any, ...]:
     """What a live page shows apart from its newest records: the run's state, whether α exists
-    yet, the finished epochs (checkpoints to branch from, schedules in force) and live
+    yet, the finished epochs (schedules in force), the checkpoints to branch from and live
     changes."""
-    return snap.state, snap.latest is None, len(snap.epochs), len(snap.live_changes)
+    return (snap.state, snap.latest is None, len(snap.epochs), snap.checkpoint_epochs,
+            len(snap.live_changes))
 
 
 def progress_line(snap: Snapshot) -> dict[str, Any]:
@@ -61,7 +63,7 @@ def progress_line(snap: Snapshot) -> dict[str, Any]:
     stamp = "|".join(map(str, (*outside_records(snap), len(snap.steps))))
     if snap.total_steps:
         done, where = snap.progress, f"step {snap.step}/{snap.total_steps}"
-    elif snap.state in ("created", "running"):
+    elif snap.is_active:
         return {"fraction": 0.0, "text": "building the supernet and loading the data…",
                 "stamp": stamp}
     else:  # a run read from disk: its epoch length is known only to a live search
@@ -73,7 +75,7 @@ def progress_line(snap: Snapshot) -> dict[str, Any]:
             "text": f"epoch {current}/{epochs} · {where} · {_duration(searched)} searched{eta}"}
 
 
-def follow(run: SearchRun, page_snap: Snapshot, draw: Callable[[Snapshot], None]) -> None:
+def follow(run: Run, page_snap: Snapshot, draw: Callable[[Snapshot], None]) -> None:
     """The run's progress line and `draw(snapshot)` under it, in a fragment. The line polls
     while the run can change by itself (never otherwise) and reruns the fragment when a record
     has arrived; the fragment reruns the whole page (drawn from `page_snap`) when what lies

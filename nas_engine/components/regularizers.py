@@ -1,22 +1,24 @@
-"""α regularisers: one small class each, a weight a person may change mid-run, a schedule.
+"""α regularizers: one component each, a weight a person may change mid-run, a schedule.
 
 Each term is a function of the raw α only (a dict cell type -> (edges, ops)), so its gradient
 adds to whatever α gradient the strategy computed (first order, unrolled, proximal) without a
-second pass through the network.
+second pass through the network. Every regularizer is present in every run (weight 0 is off),
+so its weight can be raised live.
 """
 
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
-from dataclasses import fields
+from abc import abstractmethod
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 
-from nas_engine.config import RegularizerConfig, RegularizersConfig
+from nas_engine.components.base import Alphas, Component, LiveParameter, Record
+from nas_engine.config import RegularizerConfig, SearchConfig
 
-Alphas = dict[str, torch.Tensor]
+WEIGHT_LIMIT = 1000.0
 
 
 def scheduled_weight(config_weight: float, schedule: str, start: float, progress: float
@@ -32,15 +34,33 @@ def scheduled_weight(config_weight: float, schedule: str, start: float, progress
     return config_weight
 
 
-class Regularizer(ABC):
-    name: str
-    label: str
-    help: str
+def zero_one_term(alphas: Alphas) -> torch.Tensor:
+    """−mean((σ(α) − 0.5)²): lowest when every sigmoid weight sits at 0 or 1 (Fair DARTS)."""
+    return -torch.cat([((torch.sigmoid(a) - 0.5) ** 2).flatten() for a in alphas.values()]).mean()
+
+
+class Regularizer(Component):
+    label: ClassVar[str]
+    help: ClassVar[str]
 
     def __init__(self, config: RegularizerConfig) -> None:
         self.weight = config.weight
         self.schedule = config.schedule
         self.start = config.start
+        self.last_term: torch.Tensor | None = None
+
+    @classmethod
+    def from_config(cls, config: SearchConfig) -> Regularizer:
+        return cls(getattr(config.regularizers, cls.name))
+
+    @classmethod
+    def live_name(cls) -> str:
+        return f"{cls.name}_weight"
+
+    @classmethod
+    def declared(cls, config: SearchConfig) -> tuple[LiveParameter, ...]:
+        return (LiveParameter(cls.live_name(), cls.label, cls.help, -WEIGHT_LIMIT, WEIGHT_LIMIT,
+                              config_path=f"regularizers.{cls.name}.weight"),)
 
     def weight_at(self, progress: float) -> float:
         return scheduled_weight(self.weight, self.schedule, self.start, progress)
@@ -52,6 +72,33 @@ class Regularizer(ABC):
     @abstractmethod
     def term(self, alphas: Alphas) -> torch.Tensor:
         """The unweighted term."""
+
+    def alpha_loss(self, alphas: Alphas, progress: float) -> torch.Tensor | None:
+        if not self.active:
+            self.last_term = None
+            return None
+        term = self.term(alphas)
+        self.last_term = term.detach()
+        return self.weight_at(progress) * term
+
+    def record_fields(self, progress: float) -> Record:
+        """The weight in force and the term's last value (a host sync: logging only)."""
+        if self.last_term is None:
+            return {}
+        value = {"weight": self.weight_at(progress), "value": self.last_term.item()}
+        return {"regularizers": {self.name: value}}
+
+    def live_values(self) -> dict[str, float]:
+        return {self.live_name(): self.weight}
+
+    def set_live(self, name: str, value: float) -> None:
+        self.weight = value
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"weight": self.weight}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.weight = state["weight"]
 
 
 class Entropy(Regularizer):
@@ -96,48 +143,13 @@ class BetaDarts(Regularizer):
 
 class ZeroOne(Regularizer):
     name = "zero_one"
-    label = "Fair-DARTS zero-one weight"
-    help = ("Fair DARTS' zero-one loss −mean((σ(α) − 0.5)²): pushes each op's sigmoid weight "
-            "to 0 or 1 (the paper: 10)")
+    label = "zero-one weight"
+    help = ("−mean((σ(α) − 0.5)²): pushes each op's sigmoid weight to 0 or 1. Fair DARTS' "
+            "term, but it means that only under sigmoid mixing: the fair_darts strategy adds "
+            "it by itself")
 
     def term(self, alphas: Alphas) -> torch.Tensor:
-        return -torch.cat([((torch.sigmoid(a) - 0.5) ** 2).flatten()
-                           for a in alphas.values()]).mean()
+        return zero_one_term(alphas)
 
 
-REGULARIZERS: dict[str, type[Regularizer]] = {
-    cls.name: cls for cls in (Entropy, ExpNeg, L2, BetaDarts, ZeroOne)
-}
-
-
-class RegularizerSet:
-    """The configured regularisers of one run; the weighted sum goes into the α loss."""
-
-    def __init__(self, config: RegularizersConfig) -> None:
-        self.items = {f.name: REGULARIZERS[f.name](getattr(config, f.name))
-                      for f in fields(config)}
-        self.last_terms: dict[str, torch.Tensor] = {}
-
-    def alpha_loss(self, alphas: Alphas, progress: float) -> torch.Tensor | None:
-        """Σ weight(t)·term over the active regularisers (None when none is active)."""
-        total = None
-        self.last_terms = {}
-        for name, reg in self.items.items():
-            if not reg.active:
-                continue
-            term = reg.term(alphas)
-            self.last_terms[name] = term.detach()
-            weighted = reg.weight_at(progress) * term
-            total = weighted if total is None else total + weighted
-        return total
-
-    def set_weight(self, name: str, value: float) -> None:
-        self.items[name].weight = value
-
-    def live_values(self) -> dict[str, float]:
-        return {f"{name}_weight": reg.weight for name, reg in self.items.items()}
-
-    def record(self, progress: float) -> dict[str, dict[str, float]]:
-        """Weight in force and last value of each active term (a host sync: logging only)."""
-        return {name: {"weight": self.items[name].weight_at(progress), "value": term.item()}
-                for name, term in self.last_terms.items()}
+REGULARIZERS: tuple[type[Regularizer], ...] = (Entropy, ExpNeg, L2, BetaDarts, ZeroOne)

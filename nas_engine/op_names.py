@@ -1,0 +1,15 @@
+"""The candidate op names of each space, in α's column order, and which of them have no
+weights: the one source the config, the supernets and the diagnostics share (torch-free, so
+the CLI checks settings without importing torch)."""
+
+from __future__ import annotations
+
+SPACE_OPS: dict[str, tuple[str, ...]] = {
+    # DARTS' `PRIMITIVES`, in that order.
+    "darts": ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3",
+              "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"),
+    # NAS-Bench-201's op list, in that order.
+    "nb201": ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"),
+}
+
+PARAMETER_FREE = frozenset({"none", "skip_connect", "max_pool_3x3", "avg_pool_3x3"})
