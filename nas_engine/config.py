@@ -12,8 +12,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, NoReturn
 
-from nas_engine.data import DATASETS
-from nas_engine.op_names import SPACE_OPS
+from nas_engine.catalog import DATASETS, SPACE_OPS
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 RUN_KINDS = ("search",)
@@ -46,15 +45,15 @@ def _check_int(path: str, value: Any, low: int, high: int | None = None) -> None
 
 
 def _check_float(path: str, value: Any, low: float, high: float | None = None,
-                 low_open: bool = False) -> None:
+                 low_open: bool = False, high_open: bool = False) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if ok:
         ok = value > low if low_open else value >= low
-        ok = ok and (high is None or value <= high)
+        ok = ok and (high is None or (value < high if high_open else value <= high))
     if not ok:
         bound = f"> {low}" if low_open else f">= {low}"
-        allowed = f"a number {bound}" + ("" if high is None else f" and <= {high}")
-        _fail(path, allowed, value)
+        top = "" if high is None else f" and {'<' if high_open else '<='} {high}"
+        _fail(path, f"a number {bound}{top}", value)
 
 
 def _check_bool(path: str, value: Any) -> None:
@@ -106,9 +105,8 @@ class DataConfig:
             _check_int("data.resize", self.resize, 4, 512)
         if self.subset is not None:
             _check_int("data.subset", self.subset, 20)
-        _check_float("data.train_portion", self.train_portion, 0.0, 1.0, low_open=True)
-        if self.train_portion >= 1.0:
-            _fail("data.train_portion", "a number > 0.0 and < 1.0", self.train_portion)
+        _check_float("data.train_portion", self.train_portion, 0.0, 1.0, low_open=True,
+                     high_open=True)
         _check_int("data.batch_size", self.batch_size, 1, 4096)
         _check_bool("data.augment", self.augment)
 

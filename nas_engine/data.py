@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion_mnist", "cifar10")
+from nas_engine.config import DataConfig
 
 # Per-channel (mean, std) used for normalisation. The torchvision sets use the usual published
 # training-split values; digits' were computed once over all 1797 images scaled to [0, 1].
@@ -52,10 +52,6 @@ class ImageSet:
 
     def __len__(self) -> int:
         return self.images.shape[0]
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _load_digits() -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,24 +90,21 @@ def _load_torchvision(name: str, root: Path, download: bool) -> tuple[torch.Tens
     return images, labels
 
 
-def load_images(name: str, root: str | Path = "./data", download: bool = False,
-                resize: int | None = None, subset: int | None = None, seed: int = 0) -> ImageSet:
+def load_images(data: DataConfig, seed: int = 0) -> ImageSet:
     """Load a dataset's training split into memory, optionally subsampled and resized once.
 
+    `data` is validated here (the config's own checks: one source for every caller); what only
+    the loaded images can tell (a subset larger than the set) is checked after loading.
     `subset` keeps a seeded random sample (fewer images make the search task harder, a lever
     for the collapse demos). `resize` is applied here, once, rather than per batch.
     """
-    if name not in DATASETS:
-        raise ValueError(f"data.name must be one of {', '.join(DATASETS)}; got {name!r}")
-    if resize is not None and (not _is_int(resize) or resize < 4):
-        raise ValueError(f"data.resize must be an integer >= 4; got {resize!r}")
-    if subset is not None and (not _is_int(subset) or subset < 20):
-        raise ValueError(f"data.subset must be an integer >= 20; got {subset!r}")
-
+    data.validate()
+    name, resize, subset = data.name, data.resize, data.subset
     if name == "digits":
         images, labels = _load_digits()
     else:
-        images, labels = _load_torchvision(name, Path(root).expanduser().resolve(), download)
+        images, labels = _load_torchvision(name, Path(data.root).expanduser().resolve(),
+                                           data.download)
 
     if subset is not None:
         if subset > len(images):
@@ -136,10 +129,6 @@ def split_indices(n: int, train_portion: float, seed: int) -> tuple[torch.Tensor
     DARTS splits the training set so that architecture weights are fitted on images the
     network weights never trained on; the split is a seeded permutation so runs are repeatable.
     """
-    if (isinstance(train_portion, bool) or not isinstance(train_portion, (int, float))
-            or not 0.0 < train_portion < 1.0):
-        raise ValueError(f"data.train_portion must be a number > 0.0 and < 1.0; "
-                         f"got {train_portion!r}")
     n_train = math.floor(train_portion * n)
     if n_train < 1 or n_train >= n:
         raise ValueError(f"data.train_portion {train_portion} leaves an empty part when "
@@ -227,17 +216,14 @@ class BatchStream:
         self._pos = int(state["pos"])
 
 
-def make_streams(images: ImageSet, train_portion: float, batch_size: int, seed: int,
-                 device: torch.device | str = "cpu", augment: bool = False
-                 ) -> tuple[BatchStream, BatchStream]:
+def make_streams(images: ImageSet, data: DataConfig, seed: int,
+                 device: torch.device | str = "cpu") -> tuple[BatchStream, BatchStream]:
     """The (train, val) streams of a search: w learns on train, α on val.
 
     The two streams get different seeds so their shuffles are independent; only the training
     stream is augmented, because α should be judged on the images as they are.
     """
-    if not _is_int(batch_size) or batch_size < 1:
-        raise ValueError(f"data.batch_size must be an integer >= 1; got {batch_size!r}")
-    train_idx, val_idx = split_indices(len(images), train_portion, seed)
-    train = BatchStream(images, train_idx, batch_size, seed, device, augment=augment)
-    val = BatchStream(images, val_idx, batch_size, seed + 1, device, augment=False)
+    train_idx, val_idx = split_indices(len(images), data.train_portion, seed)
+    train = BatchStream(images, train_idx, data.batch_size, seed, device, augment=data.augment)
+    val = BatchStream(images, val_idx, data.batch_size, seed + 1, device, augment=False)
     return train, val

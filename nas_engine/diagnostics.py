@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nas_engine.op_names import PARAMETER_FREE
+from nas_engine.catalog import PARAMETER_FREE
 
 
 def edge_entropy(probs: np.ndarray) -> np.ndarray:

@@ -80,8 +80,7 @@ def preflight(config: SearchConfig) -> SearchConfig:
     FileNotFoundError with a one-line message."""
     config = config.validate()
     resolve_device(config.device)
-    data = config.data
-    load_images(data.name, data.root, data.download, data.resize, data.subset, config.seed)
+    load_images(config.data, config.seed)
     return config
 
 

@@ -71,8 +71,7 @@ class Search:
         self.device = resolve_device(config.device)
         configure_threads(self.device, config.threads)
         data = config.data
-        images = load_images(data.name, data.root, data.download, data.resize, data.subset,
-                             config.seed)
+        images = load_images(data, config.seed)
         self.strategy = make_strategy(config, self.device)
         self.components = Components(config)
         with _BUILD_LOCK:
@@ -81,9 +80,7 @@ class Search:
                                      images.num_classes, images.image_size).to(self.device)
         self.space = self.model.space
         self.strategy.attach(self.model, self.components)
-        self.train_stream, self.val_stream = make_streams(
-            images, data.train_portion, data.batch_size, config.seed, self.device, data.augment
-        )
+        self.train_stream, self.val_stream = make_streams(images, data, config.seed, self.device)
         self.components.bind(SearchContext(config, self.model, self.strategy.w_optimizer,
                                            self._fixed_val_batch))
         self.steps_per_epoch = len(self.train_stream)

@@ -24,10 +24,10 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from nas_engine.catalog import PARAMETER_FREE as PARAMETER_FREE_OPS
 from nas_engine.config import SearchConfig
 from nas_engine.diagnostics import parameter_free_mass
 from nas_engine.history import SCALARS, HistoryView
-from nas_engine.op_names import PARAMETER_FREE as PARAMETER_FREE_OPS
 from nas_engine.snapshot import Snapshot
 from nas_engine.spaces import make_space
 

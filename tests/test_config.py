@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from nas_engine.catalog import SPACE_OPS
 from nas_engine.config import PRESETS, SearchConfig, parse_assignment, preset
-from nas_engine.op_names import SPACE_OPS
 
 
 def test_defaults_fill_ops_in_space_order() -> None:

@@ -14,12 +14,13 @@ import pytest
 import torch
 import torchvision.datasets
 
+from nas_engine.config import DataConfig
 from nas_engine.data import BatchStream, ImageSet, load_images, make_streams, split_indices
 
 
 @pytest.fixture(scope="module")
 def digits() -> ImageSet:
-    return load_images("digits")
+    return load_images(DataConfig())
 
 
 def _tiny_set(n: int = 50, size: int = 16, channels: int = 3) -> ImageSet:
@@ -47,16 +48,16 @@ def test_digits_shape_classes_and_range(digits: ImageSet) -> None:
 
 
 def test_digits_resize() -> None:
-    resized = load_images("digits", resize=16)
+    resized = load_images(DataConfig(resize=16))
     assert resized.images.shape == (1797, 1, 16, 16)
     assert resized.images.dtype == torch.float32
     assert 0.0 <= resized.images.min().item() and resized.images.max().item() <= 1.0
 
 
 def test_digits_subset_is_seeded(digits: ImageSet) -> None:
-    a = load_images("digits", subset=100, seed=3)
-    b = load_images("digits", subset=100, seed=3)
-    c = load_images("digits", subset=100, seed=4)
+    a = load_images(DataConfig(subset=100), seed=3)
+    b = load_images(DataConfig(subset=100), seed=3)
+    c = load_images(DataConfig(subset=100), seed=4)
     assert a.images.shape == (100, 1, 8, 8) and a.labels.shape == (100,)
     assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
     assert not torch.equal(a.images, c.images)
@@ -73,12 +74,12 @@ def test_digits_subset_is_seeded(digits: ImageSet) -> None:
 )
 def test_load_images_rejects_bad_arguments(kwargs: dict, field: str) -> None:
     with pytest.raises(ValueError, match=field):
-        load_images(**kwargs)
+        load_images(DataConfig(**kwargs))
 
 
 def test_unknown_name_message_lists_choices() -> None:
     with pytest.raises(ValueError) as info:
-        load_images("foo")
+        load_images(DataConfig(name="foo"))
     assert str(info.value) == ("data.name must be one of digits, mnist, fashion_mnist, cifar10; "
                                "got 'foo'")
 
@@ -102,11 +103,17 @@ def test_split_is_seeded() -> None:
     assert not torch.equal(a[0], c[0])
 
 
-@pytest.mark.parametrize("portion", [0.0, 1.0, -0.1, 1.5, float("nan"), True, 0.04])
-def test_split_rejects_bad_portion(portion: float) -> None:
+@pytest.mark.parametrize("portion", [0.0, 1.0, -0.1, 1.5, float("nan"), True])
+def test_config_rejects_bad_portion(portion: float) -> None:
+    with pytest.raises(ValueError, match=r"^data.train_portion must be a number > 0.0 and "
+                                         r"< 1.0; got"):
+        DataConfig(train_portion=portion).validate()
+
+
+def test_split_rejects_a_portion_that_empties_a_half() -> None:
     # 0.04 of 20 images is 0.8, floored to an empty w half.
-    with pytest.raises(ValueError, match="data.train_portion"):
-        split_indices(20, portion, seed=0)
+    with pytest.raises(ValueError, match="data.train_portion 0.04 leaves an empty part"):
+        split_indices(20, 0.04, seed=0)
 
 
 # --- BatchStream ---------------------------------------------------------------------------
@@ -226,7 +233,7 @@ def test_augmentation_is_crop_and_flip_of_the_original() -> None:
 
 
 def test_make_streams_split_and_seeds(digits: ImageSet) -> None:
-    train, val = make_streams(digits, 0.5, batch_size=64, seed=0)
+    train, val = make_streams(digits, DataConfig(batch_size=64), seed=0)
     assert train.num_samples == 898 and val.num_samples == 899
     assert train.batches_per_pass == 15 and val.batches_per_pass == 15
     x, y = train.next()
@@ -235,8 +242,6 @@ def test_make_streams_split_and_seeds(digits: ImageSet) -> None:
     xv = torch.cat([b[0] for b in val.iter_pass()])
     expected = (digits.images[val_idx] - digits.mean[0]) / digits.std[0]
     assert torch.allclose(xv, expected, atol=1e-6)
-    with pytest.raises(ValueError, match="data.batch_size"):
-        make_streams(digits, 0.5, batch_size=0, seed=0)
 
 
 # --- torchvision sets, in their real on-disk formats, without network ----------------------
@@ -266,12 +271,12 @@ def _write_mnist(root: Path, folder: str) -> tuple[np.ndarray, np.ndarray]:
                          [("mnist", "MNIST", 0.1307), ("fashion_mnist", "FashionMNIST", 0.2860)])
 def test_mnist_formats_load(tmp_path: Path, name: str, folder: str, mean: float) -> None:
     images, labels = _write_mnist(tmp_path, folder)
-    data = load_images(name, root=tmp_path)
+    data = load_images(DataConfig(name=name, root=str(tmp_path)))
     assert data.images.shape == (30, 1, 28, 28) and data.images.dtype == torch.uint8
     assert torch.equal(data.images[:, 0], torch.from_numpy(images))
     assert torch.equal(data.labels, torch.from_numpy(labels).long())
     assert data.mean == (mean,) and data.num_classes == 10
-    small = load_images(name, root=tmp_path, resize=14)
+    small = load_images(DataConfig(name=name, root=str(tmp_path), resize=14))
     assert small.images.shape == (30, 1, 14, 14) and small.images.dtype == torch.float32
     # Bilinear halving with align_corners=False averages each 2x2 block.
     block = torch.from_numpy(images[0, :2, :2]).float().mean().item() / 255
@@ -300,7 +305,7 @@ def test_cifar10_format_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity",
                         lambda path, md5=None: os.path.isfile(path))
 
-    loaded = load_images("cifar10", root=tmp_path)
+    loaded = load_images(DataConfig(name="cifar10", root=str(tmp_path)))
     expected = np.concatenate([d for d, _ in batches]).reshape(20, 3, 32, 32)
     assert loaded.images.shape == (20, 3, 32, 32) and loaded.images.dtype == torch.uint8
     assert torch.equal(loaded.images, torch.from_numpy(expected))
@@ -313,7 +318,7 @@ def test_cifar10_format_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 @pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10"])
 def test_missing_files_give_clear_error(tmp_path: Path, name: str) -> None:
     with pytest.raises(FileNotFoundError) as info:
-        load_images(name, root=tmp_path)
+        load_images(DataConfig(name=name, root=str(tmp_path)))
     message = str(info.value)
     assert repr(name) in message and str(tmp_path.resolve()) in message
     assert "data.download=true" in message and "\n" not in message
@@ -333,7 +338,7 @@ def test_failed_download_gives_clear_error(tmp_path: Path, monkeypatch: pytest.M
     # test off the network while exercising the real download code around it.
     monkeypatch.setattr(torchvision.datasets.utils, "download_url", offline)
     with pytest.raises(FileNotFoundError) as info:
-        load_images(name, root=tmp_path, download=True)
+        load_images(DataConfig(name=name, root=str(tmp_path), download=True))
     assert calls  # the download really was attempted
     message = str(info.value)
     assert repr(name) in message and str(tmp_path.resolve()) in message

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
+from nas_engine.catalog import SPACE_OPS
 from nas_engine.config import ConfigError, SearchConfig, preset
-from nas_engine.op_names import SPACE_OPS
 from nas_engine.runner import RunRegistry
 from nas_engine.search import Search
 from nas_engine.spaces.dag import MixedDag, edge_list

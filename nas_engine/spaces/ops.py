@@ -72,6 +72,8 @@ def _shared_depthwise(conv: nn.Conv2d, x: Tensor, edges: Edges, total: int) -> T
     with a depth multiplier (groups=C) instead of a copy of x per edge. `conv` holds the
     edge-major weights (total·C, 1, k, k); the output comes back edge-major (B, n·C, H', W')."""
     n = _count(edges, total)
+    if total == 1 and n == 1:  # a plain single-edge op: call the module, so its hooks fire
+        return conv(x)
     c = conv.in_channels // total
     weight = conv.weight if _whole(edges, total) else conv.weight[edges.start * c:edges.stop * c]
     if n > 1:  # output channel g·n + e must use edge e's kernel for channel g
@@ -84,14 +86,15 @@ def _shared_depthwise(conv: nn.Conv2d, x: Tensor, edges: Edges, total: int) -> T
 
 
 def _edge_bn(bn: nn.BatchNorm2d, y: Tensor, edges: Edges, total: int) -> Tensor:
-    """Non-affine `bn` on the channels of `edges`; its running statistics are updated through
-    views, so the slices of the other edges keep theirs."""
+    """`bn` on the channels of `edges`; its running statistics are updated through views, so
+    the slices of the other edges keep theirs."""
     if _whole(edges, total):
         return bn(y)
     rows = bn.num_features // total
     part = slice(edges.start * rows, edges.stop * rows)
-    return F.batch_norm(y, bn.running_mean[part], bn.running_var[part], None, None, bn.training,
-                        bn.momentum, bn.eps)
+    weight, bias = (bn.weight[part], bn.bias[part]) if bn.affine else (None, None)
+    return F.batch_norm(y, bn.running_mean[part], bn.running_var[part], weight, bias,
+                        bn.training, bn.momentum, bn.eps)
 
 
 class SharedOp(nn.Module):
@@ -110,9 +113,10 @@ class Identity(nn.Module):
         return x
 
 
-def _bn(channels: int) -> nn.BatchNorm2d:
-    # Search supernets use BatchNorm without affine parameters (DARTS, NB201).
-    return nn.BatchNorm2d(channels, affine=False)
+def _bn(channels: int, affine: bool = False) -> nn.BatchNorm2d:
+    # Search supernets use BatchNorm without affine parameters (DARTS, NB201); the networks
+    # retrained from a genotype use affine ones (`affine=True` on the op classes).
+    return nn.BatchNorm2d(channels, affine=affine)
 
 
 def _per_edge(y: Tensor, edges: int) -> Tensor:
@@ -124,13 +128,13 @@ class ReLUConvBN(nn.Module):
     """ReLU-Conv-BN (NB201's nor_conv_k, DARTS' cell preprocessing). The input is shared, so
     all edges are one conv with m*C output channels."""
 
-    def __init__(self, channels_in: int, channels_out: int, edges: int, kernel: int, stride: int
-                 ) -> None:
+    def __init__(self, channels_in: int, channels_out: int, edges: int, kernel: int, stride: int,
+                 *, affine: bool = False) -> None:
         super().__init__()
         self.edges = edges
         self.conv = nn.Conv2d(channels_in, edges * channels_out, kernel, stride, kernel // 2,
                               bias=False)
-        self.bn = _bn(edges * channels_out)
+        self.bn = _bn(edges * channels_out, affine)
 
     def forward(self, inp: EdgeInput, edges: Edges = None) -> Tensor:
         y = _edge_conv(self.conv, inp.relu, edges, self.edges)
@@ -140,15 +144,15 @@ class ReLUConvBN(nn.Module):
 class DilConv(nn.Module):
     """DARTS dil_conv: ReLU - depthwise (dilation 2) - pointwise - BN, for m edges."""
 
-    def __init__(self, channels: int, edges: int, kernel: int, stride: int, dilation: int = 2
-                 ) -> None:
+    def __init__(self, channels: int, edges: int, kernel: int, stride: int, dilation: int = 2,
+                 *, affine: bool = False) -> None:
         super().__init__()
         mc = edges * channels
         self.edges = edges
         pad = dilation * (kernel - 1) // 2
         self.depthwise = nn.Conv2d(mc, mc, kernel, stride, pad, dilation, groups=mc, bias=False)
         self.pointwise = nn.Conv2d(mc, mc, 1, groups=edges, bias=False)
-        self.bn = _bn(mc)
+        self.bn = _bn(mc, affine)
 
     def forward(self, inp: EdgeInput, edges: Edges = None) -> Tensor:
         n = _count(edges, self.edges)
@@ -160,17 +164,18 @@ class DilConv(nn.Module):
 class SepConv(nn.Module):
     """DARTS sep_conv: two stacked ReLU - depthwise - pointwise - BN blocks, for m edges."""
 
-    def __init__(self, channels: int, edges: int, kernel: int, stride: int) -> None:
+    def __init__(self, channels: int, edges: int, kernel: int, stride: int, *,
+                 affine: bool = False) -> None:
         super().__init__()
         mc = edges * channels
         self.edges = edges
         pad = kernel // 2
         self.depthwise1 = nn.Conv2d(mc, mc, kernel, stride, pad, groups=mc, bias=False)
         self.pointwise1 = nn.Conv2d(mc, mc, 1, groups=edges, bias=False)
-        self.bn1 = _bn(mc)
+        self.bn1 = _bn(mc, affine)
         self.depthwise2 = nn.Conv2d(mc, mc, kernel, 1, pad, groups=mc, bias=False)
         self.pointwise2 = nn.Conv2d(mc, mc, 1, groups=edges, bias=False)
-        self.bn2 = _bn(mc)
+        self.bn2 = _bn(mc, affine)
 
     def forward(self, inp: EdgeInput, edges: Edges = None) -> Tensor:
         n, m = _count(edges, self.edges), self.edges
@@ -188,7 +193,8 @@ class FactorizedReduce(nn.Module):
     each edge's C channels are [conv_1 half, conv_2 half] as in the single-edge op.
     """
 
-    def __init__(self, channels_in: int, channels_out: int, edges: int = 1) -> None:
+    def __init__(self, channels_in: int, channels_out: int, edges: int = 1, *,
+                 affine: bool = False) -> None:
         super().__init__()
         if channels_out % 2:
             raise ValueError(f"FactorizedReduce needs an even channel count; got {channels_out}")
@@ -196,7 +202,7 @@ class FactorizedReduce(nn.Module):
         half = edges * channels_out // 2
         self.conv_1 = nn.Conv2d(channels_in, half, 1, 2, bias=False)
         self.conv_2 = nn.Conv2d(channels_in, half, 1, 2, bias=False)
-        self.bn = _bn(edges * channels_out)
+        self.bn = _bn(edges * channels_out, affine)
 
     def forward(self, inp: EdgeInput, edges: Edges = None) -> Tensor:
         n, m = _count(edges, self.edges), self.edges

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import streamlit as st
 import torch
 
-from nas_engine.config import SearchConfig
+from nas_engine.config import DataConfig, SearchConfig
 from nas_engine.data import load_images
 from nas_engine.runner import Run, RunRegistry
 from nas_engine.store import list_runs
@@ -75,7 +75,7 @@ def _warm_up() -> None:
     """Load what the first search of a fresh server would otherwise wait for, while the person
     reads the page: the digits (scikit-learn) and torch's optimiser machinery, which imports
     torch._dynamo (together about 3 s on 2 cores, measured)."""
-    load_images("digits")
+    load_images(DataConfig())
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
 
 

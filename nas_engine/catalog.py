@@ -1,6 +1,6 @@
-"""The candidate op names of each space, in α's column order, and which of them have no
-weights: the one source the config, the supernets and the diagnostics share (torch-free, so
-the CLI checks settings without importing torch)."""
+"""The names a config may use: each space's candidate ops (in α's column order), which of them
+have no weights, and the datasets. The one source the config, the supernets, the data and the
+diagnostics share (torch-free, so the CLI checks settings without importing torch)."""
 
 from __future__ import annotations
 
@@ -13,3 +13,5 @@ SPACE_OPS: dict[str, tuple[str, ...]] = {
 }
 
 PARAMETER_FREE = frozenset({"none", "skip_connect", "max_pool_3x3", "avg_pool_3x3"})
+
+DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion_mnist", "cifar10")
