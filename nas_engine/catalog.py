@@ -14,4 +14,4 @@ SPACE_OPS: dict[str, tuple[str, ...]] = {
 
 PARAMETER_FREE = frozenset({"none", "skip_connect", "max_pool_3x3", "avg_pool_3x3"})
 
-DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion_mnist", "cifar10")
+DATASETS: tuple[str, ...] = ("digits", "digits_clutter", "mnist", "fashion_mnist", "cifar10")

@@ -84,20 +84,55 @@ class NetworkConfig:
 
 
 @dataclass
+class ClutterConfig:
+    """The `digits_clutter` task (nas_engine/clutter.py): each digit at a random place on a
+    canvas, among fragments of other digits, in Gaussian noise."""
+
+    images: int = 3000
+    canvas: int = 20
+    fragments: int = 4
+    fragment_size: int = 4
+    noise: float = 0.2
+    seed: int = 0  # the task's own: every run of a task sees the same images
+
+    def validate(self) -> None:
+        _check_int("data.clutter.images", self.images, 100, 100_000)
+        _check_int("data.clutter.canvas", self.canvas, 8, 64)
+        _check_int("data.clutter.fragments", self.fragments, 0, 32)
+        _check_int("data.clutter.fragment_size", self.fragment_size, 1, 8)
+        _check_float("data.clutter.noise", self.noise, 0.0, 2.0)
+        _check_int("data.clutter.seed", self.seed, 0, 2**31 - 1)
+
+
+@dataclass
 class DataConfig:
-    """Which images, how they are split into the w half and the α half, and batching."""
+    """Which images, the held-out test part no search sees, how the rest is split into the w
+    half and the α half, and batching."""
 
     name: str = "digits"
     root: str = "./data"
     download: bool = False
     resize: int | None = None
-    subset: int | None = None  # use only this many images (a harder task: a collapse lever)
+    subset: int | None = None  # use only this many search images (a harder task)
+    # Held out before anything else, the same images whatever the seed: retrained cells are
+    # scored on them, and no search ever sees them.
+    test_portion: float = 0.2
     train_portion: float = 0.5
     batch_size: int = 64
     augment: bool = False
+    clutter: ClutterConfig = field(default_factory=ClutterConfig)  # for digits_clutter
+
+    def task(self) -> dict[str, Any]:
+        """What decides the images (not how a run batches them): the evaluations key."""
+        task: dict[str, Any] = {"resize": self.resize, "test_portion": self.test_portion}
+        if self.name == "digits_clutter":
+            task["clutter"] = dataclasses.asdict(self.clutter)
+        return task
 
     def validate(self) -> None:
         _check_choice("data.name", self.name, DATASETS)
+        _check_float("data.test_portion", self.test_portion, 0.0, 0.5, low_open=True)
+        self.clutter.validate()
         if not isinstance(self.root, str) or not self.root:
             _fail("data.root", "a non-empty folder path", self.root)
         _check_bool("data.download", self.download)

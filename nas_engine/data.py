@@ -1,4 +1,5 @@
-"""Images for a search: loading, the DARTS w/α split, and seeded in-memory batch streams.
+"""Images for a search: loading, the held-out test part, the DARTS w/α split, and seeded
+in-memory batch streams.
 
 Everything is held in memory (and on the search device) because the search datasets are small
 and a DataLoader's worker processes would cost more than they save on a laptop CPU. Batches
@@ -8,6 +9,7 @@ batches an uninterrupted one would have seen.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from nas_engine.clutter import make_clutter
 from nas_engine.config import DataConfig
 
 # Per-channel (mean, std) used for normalisation. The torchvision sets use the usual published
@@ -30,9 +33,15 @@ _STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 _NUM_CLASSES = 10  # all four sets
 
 
+# The held-out test part is drawn with this seed, never the run's: a dataset's test images are
+# the same for every search and every retrain.
+SPLIT_SEED = 20_261_201
+
+
 @dataclass(frozen=True, eq=False)  # eq=False: comparing tensors field by field is ambiguous
 class ImageSet:
-    """The images a search uses (the dataset's *training* split), held in memory."""
+    """A dataset's images in memory, in the dataset's order, with the indices a search (and a
+    retrain's train/val) may use and those held out for testing."""
 
     name: str
     images: torch.Tensor  # (N, C, H, W): float32 in [0, 1], or uint8 (0..255) for torchvision sets
@@ -40,6 +49,13 @@ class ImageSet:
     num_classes: int
     mean: tuple[float, ...]  # per channel, in the [0, 1] scale
     std: tuple[float, ...]
+    search: torch.Tensor  # indices searches may use (after `data.subset`)
+    test: torch.Tensor  # the held-out indices
+    test_digest: str  # sha256 of the dataset's name and its test indices
+
+    def test_split(self) -> dict[str, Any]:
+        """What a run folder records of the held-out part (`split.json`)."""
+        return {"test_images": len(self.test), "test_sha256": self.test_digest}
 
     @property
     def in_channels(self) -> int:
@@ -90,37 +106,61 @@ def _load_torchvision(name: str, root: Path, download: bool) -> tuple[torch.Tens
     return images, labels
 
 
+def _load_clutter(data: DataConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    digits, labels = _load_digits()
+    c = data.clutter
+    return make_clutter(digits, labels, c.images, c.canvas, c.fragments, c.fragment_size,
+                        c.noise, c.seed)
+
+
+def held_out(n: int, portion: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(search, test) indices of range(n): a fixed permutation (SPLIT_SEED), the last
+    ⌈portion·n⌉ of it held out."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
+    cut = n - math.ceil(portion * n)
+    return order[:cut], order[cut:]
+
+
 def load_images(data: DataConfig, seed: int = 0) -> ImageSet:
-    """Load a dataset's training split into memory, optionally subsampled and resized once.
+    """Load a dataset's training split into memory and mark its held-out test part (the same
+    whatever the seed) and the search part (an optional seeded subset of the rest).
 
     `data` is validated here (the config's own checks: one source for every caller); what only
-    the loaded images can tell (a subset larger than the set) is checked after loading.
-    `subset` keeps a seeded random sample (fewer images make the search task harder, a lever
-    for the collapse demos). `resize` is applied here, once, rather than per batch.
+    the loaded images can tell (a subset larger than the search part) is checked after loading.
+    `subset` keeps a seeded random sample of the search images (fewer images make the search
+    task harder, a lever for the collapse demos). `resize` is applied here, once, to all.
     """
     data.validate()
     name, resize, subset = data.name, data.resize, data.subset
     if name == "digits":
         images, labels = _load_digits()
+    elif name == "digits_clutter":
+        images, labels = _load_clutter(data)
     else:
         images, labels = _load_torchvision(name, Path(data.root).expanduser().resolve(),
                                            data.download)
-
+    search, test = held_out(len(images), data.test_portion)
+    digest = hashlib.sha256(f"{name}:{sorted(test.tolist())}".encode()).hexdigest()
     if subset is not None:
-        if subset > len(images):
-            raise ValueError(f"data.subset must be at most the {len(images)} images of "
-                             f"{name!r}; got {subset}")
-        keep = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:subset]
-        images, labels = images[keep], labels[keep]
+        if subset > len(search):
+            raise ValueError(f"data.subset must be at most the {len(search)} search images of "
+                             f"{name!r} (the rest are held out for testing); got {subset}")
+        search = search[torch.randperm(len(search),
+                                       generator=torch.Generator().manual_seed(seed))[:subset]]
 
     if resize is not None and resize != images.shape[-1]:
         if images.dtype == torch.uint8:
             images = images.float().div_(255.0)
         images = F.interpolate(images, size=(resize, resize), mode="bilinear",
                                align_corners=False)
+    mean, std = _STATS.get(name) or _measured_stats(images)
+    return ImageSet(name, images, labels, _NUM_CLASSES, mean, std, search, test, digest)
 
-    mean, std = _STATS[name]
-    return ImageSet(name, images, labels, _NUM_CLASSES, mean, std)
+
+def _measured_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of a generated task (its parameters change them)."""
+    x = images.float().transpose(0, 1).flatten(1)
+    return tuple(x.mean(1).tolist()), tuple(x.std(1).tolist())
 
 
 def split_indices(n: int, train_portion: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -154,6 +194,7 @@ class BatchStream:
         self.num_samples = len(indices)
         self.batches_per_pass = math.ceil(self.num_samples / batch_size)
         # uint8 sets stay uint8 on the device (4x smaller) and are scaled per batch.
+        self.indices = indices  # which images of the set it serves
         self._x = images.images[indices].to(self.device)
         self._y = images.labels[indices].to(self.device)
         self._scale = 1.0 / 255.0 if self._x.dtype == torch.uint8 else 1.0
@@ -223,7 +264,8 @@ def make_streams(images: ImageSet, data: DataConfig, seed: int,
     The two streams get different seeds so their shuffles are independent; only the training
     stream is augmented, because α should be judged on the images as they are.
     """
-    train_idx, val_idx = split_indices(len(images), data.train_portion, seed)
+    train_part, val_part = split_indices(len(images.search), data.train_portion, seed)
+    train_idx, val_idx = images.search[train_part], images.search[val_part]
     train = BatchStream(images, train_idx, data.batch_size, seed, device, augment=data.augment)
     val = BatchStream(images, val_idx, data.batch_size, seed + 1, device, augment=False)
     return train, val

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from nas_engine.records import AlarmFields, Record, RegularizerFields
+
 SCALARS = ("step", "epoch", "time_s", "train_loss", "train_acc", "val_loss", "val_acc",
            "entropy", "skip_count", "hessian_max_eigenvalue")
 # Per-row values kept as recorded: view field -> record key. A record without one gets None,
@@ -64,9 +66,9 @@ class HistoryView:
     alphas_raw: dict[str, np.ndarray]  # the same for α itself
     genotypes: Sequence[dict[str, Any]]
     live: Sequence[dict[str, float]]
-    regularizers: Sequence[dict[str, dict[str, float]]]  # term -> {"weight", "value"}
-    alarms: Sequence[dict[str, Any] | None]  # the collapse alarm once a rule fired
-    early_stops: Sequence[dict[str, Any] | None]  # the alarm that ended the search
+    regularizers: Sequence[dict[str, RegularizerFields]]  # term -> weight in force, value
+    alarms: Sequence[AlarmFields | None]  # the collapse alarm once a rule fired
+    early_stops: Sequence[AlarmFields | None]  # the alarm that ended the search
 
     def __len__(self) -> int:
         return len(self.step)
@@ -89,7 +91,7 @@ class History:
     def __len__(self) -> int:
         return self._n
 
-    def append(self, record: dict[str, Any]) -> None:
+    def append(self, record: Record) -> None:
         n = self._n
         if n == len(self._columns["step"]):
             self._grow()

@@ -21,11 +21,10 @@ from nas_engine.data import load_images, make_streams
 from nas_engine.device import configure_threads, resolve_device
 from nas_engine.diagnostics import Alarm, mean_entropy, parameter_free_mass
 from nas_engine.model import SearchModel, SupernetOptions
+from nas_engine.records import Record
 from nas_engine.spaces import make_space
 from nas_engine.store import Recorder
 from nas_engine.strategies import StepResult, Strategy, make_strategy
-
-Record = dict[str, Any]
 
 # Model initialisation draws from torch's process-wide RNG; runs built one at a time each get
 # exactly their seed's weights even when several start together.

@@ -12,6 +12,7 @@ from typing import Any
 
 from nas_engine.config import SearchConfig
 from nas_engine.history import HistoryView
+from nas_engine.records import Record
 from nas_engine.states import RunState
 
 SPEED = "speed"  # the run's own live parameter (steps per second, 0 = full speed)
@@ -33,11 +34,11 @@ class Snapshot:
     total_steps: int
     elapsed_s: float
     eta_s: float | None
-    latest: dict[str, Any] | None
+    latest: Record | None
     steps: HistoryView
     epochs: HistoryView
     live: dict[str, float]
-    live_changes: tuple[dict[str, Any], ...]
+    live_changes: tuple[Record, ...]
     lineage: dict[str, Any] | None
     edge_labels: tuple[str, ...]
     checkpoint_epochs: tuple[int, ...]  # epochs with a checkpoint: where a branch may start

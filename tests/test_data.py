@@ -28,7 +28,8 @@ def _tiny_set(n: int = 50, size: int = 16, channels: int = 3) -> ImageSet:
     gen = torch.Generator().manual_seed(123)
     images = torch.randint(0, 256, (n, channels, size, size), generator=gen, dtype=torch.uint8)
     labels = torch.arange(n) % 10
-    return ImageSet("tiny", images, labels, 10, (0.5,) * channels, (0.25,) * channels)
+    return ImageSet("tiny", images, labels, 10, (0.5,) * channels, (0.25,) * channels,
+                    torch.arange(n), torch.arange(0), "")
 
 
 # --- digits --------------------------------------------------------------------------------
@@ -58,12 +59,41 @@ def test_digits_subset_is_seeded(digits: ImageSet) -> None:
     a = load_images(DataConfig(subset=100), seed=3)
     b = load_images(DataConfig(subset=100), seed=3)
     c = load_images(DataConfig(subset=100), seed=4)
-    assert a.images.shape == (100, 1, 8, 8) and a.labels.shape == (100,)
-    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
-    assert not torch.equal(a.images, c.images)
-    # Each kept image is one of the originals, with its own label.
-    first = (digits.images == a.images[0]).flatten(1).all(1).nonzero().flatten()
-    assert a.labels[0].item() in digits.labels[first].tolist()
+    assert len(a.search) == 100 and torch.equal(a.images, digits.images)
+    assert torch.equal(a.search, b.search) and not torch.equal(a.search, c.search)
+    # The subset comes from the search part; the test part is untouched.
+    assert set(a.search.tolist()) <= set(digits.search.tolist())
+    assert torch.equal(a.test, digits.test) and a.test_digest == digits.test_digest
+
+
+def test_held_out_part_is_fixed_and_never_searched(digits: ImageSet) -> None:
+    """The test images are the same whatever the seed and never reach a search's streams."""
+    assert len(digits.test) == 360 and len(digits.search) == 1437  # ⌈0.2 · 1797⌉ held out
+    assert set(digits.test.tolist()).isdisjoint(digits.search.tolist())
+    assert sorted([*digits.test.tolist(), *digits.search.tolist()]) == list(range(1797))
+    for seed in (0, 7):
+        again = load_images(DataConfig(), seed=seed)
+        assert torch.equal(again.test, digits.test) and again.test_digest == digits.test_digest
+        train, val = make_streams(again, DataConfig(batch_size=500), seed)
+        served = torch.cat([stream.indices for stream in (train, val)])
+        assert sorted(served.tolist()) == sorted(digits.search.tolist())
+    other = load_images(DataConfig(test_portion=0.3))
+    assert len(other.test) == 540 and other.test_digest != digits.test_digest
+    assert digits.test_split() == {"test_images": 360, "test_sha256": digits.test_digest}
+
+
+def test_digits_clutter_is_deterministic_and_follows_its_parameters() -> None:
+    config = DataConfig(name="digits_clutter")
+    config.clutter.images, config.clutter.canvas = 400, 16
+    a, b = load_images(config), load_images(config)
+    assert a.images.shape == (400, 1, 16, 16) and torch.equal(a.images, b.images)
+    assert torch.equal(a.labels, b.labels) and set(a.labels.tolist()) == set(range(10))
+    assert a.mean[0] == pytest.approx(a.images.mean().item(), rel=1e-4)
+    config.clutter.noise = 0.0
+    clean = load_images(config)
+    background = lambda s: (s.images == 0).float().mean().item()  # noqa: E731
+    assert background(clean) > 0.6 > background(a)  # noise reaches the empty canvas
+    assert config.task()["clutter"]["noise"] == 0.0 and config.task()["test_portion"] == 0.2
 
 
 @pytest.mark.parametrize(
@@ -80,8 +110,8 @@ def test_load_images_rejects_bad_arguments(kwargs: dict, field: str) -> None:
 def test_unknown_name_message_lists_choices() -> None:
     with pytest.raises(ValueError) as info:
         load_images(DataConfig(name="foo"))
-    assert str(info.value) == ("data.name must be one of digits, mnist, fashion_mnist, cifar10; "
-                               "got 'foo'")
+    assert str(info.value) == ("data.name must be one of digits, digits_clutter, mnist, "
+                               "fashion_mnist, cifar10; got 'foo'")
 
 
 # --- split ---------------------------------------------------------------------------------
@@ -234,13 +264,13 @@ def test_augmentation_is_crop_and_flip_of_the_original() -> None:
 
 def test_make_streams_split_and_seeds(digits: ImageSet) -> None:
     train, val = make_streams(digits, DataConfig(batch_size=64), seed=0)
-    assert train.num_samples == 898 and val.num_samples == 899
-    assert train.batches_per_pass == 15 and val.batches_per_pass == 15
+    assert train.num_samples == 718 and val.num_samples == 719  # of the 1437 search images
+    assert train.batches_per_pass == 12 and val.batches_per_pass == 12
     x, y = train.next()
     assert x.shape == (64, 1, 8, 8) and y.shape == (64,) and y.dtype == torch.int64
-    train_idx, val_idx = split_indices(1797, 0.5, 0)
+    train_part, val_part = split_indices(1437, 0.5, 0)
     xv = torch.cat([b[0] for b in val.iter_pass()])
-    expected = (digits.images[val_idx] - digits.mean[0]) / digits.std[0]
+    expected = (digits.images[digits.search[val_part]] - digits.mean[0]) / digits.std[0]
     assert torch.allclose(xv, expected, atol=1e-6)
 
 

@@ -12,7 +12,6 @@ from nas_engine.components.base import (
     Alphas,
     Component,
     LiveParameter,
-    Record,
     SearchContext,
 )
 from nas_engine.components.diagnostics import DIAGNOSTICS
@@ -22,6 +21,7 @@ from nas_engine.config import SearchConfig
 from nas_engine.diagnostics import Alarm
 from nas_engine.mixing import Perturbation, Weights
 from nas_engine.model import SearchModel, SupernetOptions
+from nas_engine.records import Record
 
 COMPONENTS: tuple[type[Component], ...] = (*REGULARIZERS, *MITIGATIONS, *DIAGNOSTICS)
 

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from nas_engine.records import Record
+
 if TYPE_CHECKING:
     from nas_engine.config import SearchConfig
     from nas_engine.diagnostics import Alarm
@@ -22,7 +24,6 @@ if TYPE_CHECKING:
     from nas_engine.model import SearchModel, SupernetOptions
 
 Alphas = dict[str, torch.Tensor]
-Record = dict[str, Any]
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 

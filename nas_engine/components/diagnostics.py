@@ -9,9 +9,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from nas_engine.components.base import Component, Record, SearchContext
+from nas_engine.components.base import Component, SearchContext
 from nas_engine.config import SearchConfig
 from nas_engine.diagnostics import Alarm, darts_plus_rule, hessian_max_eigenvalue, rdarts_rule
+from nas_engine.records import Record
 
 
 class HessianEigenvalue(Component):

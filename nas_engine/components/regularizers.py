@@ -15,8 +15,9 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from nas_engine.components.base import Alphas, Component, LiveParameter, Record
+from nas_engine.components.base import Alphas, Component, LiveParameter
 from nas_engine.config import RegularizerConfig, SearchConfig
+from nas_engine.records import Record
 
 WEIGHT_LIMIT = 1000.0
 

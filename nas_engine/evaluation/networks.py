@@ -11,8 +11,8 @@ A supernet's accuracy does not say (REFERENCE.md §5): the derived cell has to b
   three stages of N cells (C, 2C, 4C) with a stride-2 ResNet block between them, BN-ReLU,
   global pooling, classifier.
 
-The ops are those of `nas_engine.spaces.ops` (built for one edge, with affine BN), so the
-retrained cell computes what the supernet's edge computed, weights aside.
+The ops are those of `nas_engine.spaces.ops`, built for one edge with affine BN, so a retrained
+op is the supernet's op (DARTS' pools lose the supernet's BN, as in the official net).
 """
 
 from __future__ import annotations
@@ -24,18 +24,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas_engine.spaces.darts import INPUTS as DARTS_INPUTS
-from nas_engine.spaces.darts import reduction_layers
 from nas_engine.spaces.dag import edge_list
-from nas_engine.spaces.genotypes import DartsGenotype, NB201Genotype
-from nas_engine.spaces.nb201 import INPUTS as NB201_INPUTS
-from nas_engine.spaces.nb201 import STEPS as NB201_STEPS
+from nas_engine.spaces.darts import reduction_layers
+from nas_engine.spaces.genotypes import (
+    DARTS_INPUTS,
+    NB201_INPUTS,
+    NB201_STEPS,
+    DartsGenotype,
+    NB201Genotype,
+)
 from nas_engine.spaces.nb201 import ResNetBlock
 from nas_engine.spaces.ops import DilConv, EdgeInput, FactorizedReduce, ReLUConvBN, SepConv
 
 Tensor = torch.Tensor
 REDUCTIONS = 2  # both spaces halve the image twice
-AUXILIARY_WEIGHT = 0.4  # the official train.py's --auxiliary_weight
 
 
 class SingleEdge(nn.Module):
@@ -154,6 +156,8 @@ class AuxiliaryHead(nn.Module):
         self.classifier = nn.Linear(768, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
+        # Out of place: the official in-place ReLU also rectifies the cell output the next
+        # cells read (harmless there, as they all start with a ReLU).
         x = F.relu(x)
         if x.shape[-2:] == (8, 8):
             x = F.avg_pool2d(x, 5, 3, count_include_pad=False)

@@ -1,0 +1,28 @@
+"""Evaluating a derived cell: the networks retrained from a genotype and the canonical keys
+under which their results are stored."""
+
+from nas_engine.evaluation.canonical import (
+    architecture_key,
+    darts_key,
+    nb201_is_zero,
+    nb201_key,
+    nb201_network_key,
+)
+from nas_engine.evaluation.networks import (
+    NETWORKS,
+    build_network,
+    count_flops,
+    count_parameters,
+)
+
+__all__ = [
+    "NETWORKS",
+    "architecture_key",
+    "build_network",
+    "count_flops",
+    "count_parameters",
+    "darts_key",
+    "nb201_is_zero",
+    "nb201_key",
+    "nb201_network_key",
+]

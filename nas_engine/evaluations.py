@@ -1,0 +1,150 @@
+"""The evaluations database: one SQLite file under the runs root holding every retrained
+architecture's result, so that nothing is trained twice.
+
+A row is keyed by what decides the result: the space, the canonical architecture (equal cells
+share one key: `evaluation.canonical`), the dataset with its parameters, the training profile
+and the seed. Writers insert once (`INSERT OR IGNORE`): of two processes that trained the same
+key, the first row stays and both read it back. WAL mode lets readers (the app's pages) read
+while a writer writes, from several threads and processes; every connection is short-lived, so
+no handle crosses a thread.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+FILENAME = "evaluations.sqlite"
+LATENCY_EXPONENT = -0.07  # seed 002's multi-objective score: accuracy × latency^−0.07
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS evaluations (
+    space TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    dataset_params TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    test_acc REAL,
+    val_acc REAL,
+    params INTEGER,
+    flops INTEGER,
+    latency_ms REAL,
+    seconds REAL,
+    run_id TEXT,
+    arch_text TEXT,
+    created REAL NOT NULL,
+    PRIMARY KEY (space, arch, dataset, dataset_params, profile, seed)
+)
+"""
+
+
+@dataclass(frozen=True)
+class EvaluationKey:
+    """What decides a retrained result. `dataset_params` is stored as canonical JSON."""
+
+    space: str
+    arch: str  # the canonical key
+    dataset: str
+    dataset_params: dict[str, Any]
+    profile: str
+    seed: int
+
+    def columns(self) -> tuple[Any, ...]:
+        params = json.dumps(self.dataset_params, sort_keys=True, separators=(",", ":"))
+        return (self.space, self.arch, self.dataset, params, self.profile, self.seed)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One stored row (`cached`: read back rather than trained by this request)."""
+
+    key: EvaluationKey
+    test_acc: float | None
+    val_acc: float | None
+    params: int | None
+    flops: int | None
+    latency_ms: float | None
+    seconds: float | None
+    run_id: str | None
+    arch_text: str | None = None
+    created: float = field(default_factory=time.time)
+    cached: bool = False
+
+    @property
+    def score(self) -> float | None:
+        """Seed 002's multi-objective score: test accuracy × latency_ms^−0.07."""
+        if self.test_acc is None or not self.latency_ms:
+            return None
+        return self.test_acc * self.latency_ms ** LATENCY_EXPONENT
+
+    def to_dict(self) -> dict[str, Any]:
+        row = asdict(self)
+        row.update(row.pop("key"))
+        row["score"] = self.score
+        return row
+
+
+_KEY_COLUMNS = ("space", "arch", "dataset", "dataset_params", "profile", "seed")
+_RESULTS = ("test_acc", "val_acc", "params", "flops", "latency_ms", "seconds", "run_id",
+            "arch_text", "created")
+
+
+class EvaluationsDB:
+    def __init__(self, runs_dir: str | Path) -> None:
+        self.path = Path(runs_dir) / FILENAME
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        # A generous timeout: a writer holds the lock for a single-row insert only.
+        with closing(sqlite3.connect(self.path, timeout=30.0)) as db, db:
+            yield db
+
+    def get(self, key: EvaluationKey) -> Evaluation | None:
+        where = " AND ".join(f"{c} = ?" for c in _KEY_COLUMNS)
+        with self._connect() as db:
+            row = db.execute(f"SELECT {', '.join(_RESULTS)} FROM evaluations WHERE {where}",
+                             key.columns()).fetchone()
+        return None if row is None else Evaluation(key, *row, cached=True)
+
+    def put(self, evaluation: Evaluation) -> Evaluation:
+        """Store the result unless the key has one already; returns the stored row (`cached`
+        when another writer got there first)."""
+        values = [getattr(evaluation, c) for c in _RESULTS]
+        columns = (*_KEY_COLUMNS, *_RESULTS)
+        with self._connect() as db:
+            inserted = db.execute(
+                f"INSERT OR IGNORE INTO evaluations ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' * len(columns))})",
+                (*evaluation.key.columns(), *values)).rowcount
+        if inserted:
+            return evaluation
+        stored = self.get(evaluation.key)
+        assert stored is not None  # the row that won
+        return stored
+
+    def rows(self, **where: Any) -> list[Evaluation]:
+        """Every stored row, optionally filtered by key columns (e.g. space="nb201")."""
+        unknown = set(where) - set(_KEY_COLUMNS)
+        if unknown:
+            raise ValueError(f"filter must be one of {', '.join(_KEY_COLUMNS)}; got "
+                             f"{sorted(unknown)}")
+        clause = " AND ".join(f"{c} = ?" for c in where)
+        query = f"SELECT {', '.join((*_KEY_COLUMNS, *_RESULTS))} FROM evaluations"
+        with self._connect() as db:
+            found = db.execute(query + (f" WHERE {clause}" if clause else ""),
+                               tuple(where.values())).fetchall()
+        n = len(_KEY_COLUMNS)
+        return [Evaluation(EvaluationKey(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]),
+                           *r[n:], cached=True) for r in found]
+

@@ -1,0 +1,56 @@
+"""The records a run logs, as types: what crosses from the job to the recorder, the history,
+the snapshot and the figures. One line of metrics.jsonl is one `Record` (README: the run
+folder); the keys are a contract with other tools, so they are added, never renamed."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict
+
+RecordKind = Literal["init", "step", "epoch", "live"]
+
+
+class AlarmFields(TypedDict):
+    """A collapse rule's verdict (`diagnostics.Alarm.to_dict`)."""
+
+    rule: str
+    epoch: int
+    rollback_epoch: int | None
+    message: str
+
+
+class RegularizerFields(TypedDict):
+    weight: float  # the weight in force at the step
+    value: float  # the unweighted term
+
+
+class Record(TypedDict, total=False):
+    """A step or epoch record (an `init` one is the same without losses; a `live` one notes a
+    live change: `name`, `value`, `previous`, and `step` = the first step that used it)."""
+
+    kind: RecordKind
+    epoch: int  # epochs completed
+    step: int  # search steps done
+    time_s: float
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float  # epoch records only
+    alphas: dict[str, list[list[float]]]  # cell type -> softmax α, rows = edges, cols = ops
+    alphas_raw: dict[str, list[list[float]]]
+    genotype: dict[str, Any]  # as genotype.json
+    skip_count: int
+    entropy: float
+    parameter_free_mass: dict[str, float]
+    live: dict[str, float]  # the live parameters in force
+    regularizers: dict[str, RegularizerFields]
+    alarm: AlarmFields | None
+    early_stop: AlarmFields
+    hessian_max_eigenvalue: float
+    hessian_method: str
+    hessian_over: str
+    hessian_seconds: float
+    tau: float  # GDAS
+    edges_above_threshold: dict[str, int]  # Fair DARTS
+    name: str  # live records
+    value: float
+    previous: float | None

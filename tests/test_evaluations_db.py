@@ -1,0 +1,75 @@
+"""The evaluations database: a key is stored once, read back as cached, survives concurrent
+writers (threads and processes), and the multi-objective score is seed 002's formula."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+
+import pytest
+
+from nas_engine.evaluations import Evaluation, EvaluationKey, EvaluationsDB
+
+KEY = EvaluationKey("nb201", "|skip_connect~0|+|...", "digits_clutter",
+                    {"canvas": 20, "noise": 0.2}, "classroom", 0)
+
+
+def result(test_acc: float, run_id: str, key: EvaluationKey = KEY) -> Evaluation:
+    return Evaluation(key, test_acc, test_acc - 0.01, 1234, 56789, 2.0, 3.5, run_id)
+
+
+def test_put_then_get_returns_the_stored_row(tmp_path) -> None:
+    db = EvaluationsDB(tmp_path)
+    assert db.get(KEY) is None
+    stored = db.put(result(0.61, "run-a"))
+    assert not stored.cached
+    again = EvaluationsDB(tmp_path).get(KEY)  # another handle, as another process would
+    assert again.cached and (again.test_acc, again.run_id, again.params) == (0.61, "run-a", 1234)
+    # Same key with the dataset parameters in another order: the same row.
+    reordered = EvaluationKey(**{**KEY.__dict__, "dataset_params": {"noise": 0.2, "canvas": 20}})
+    assert db.get(reordered).run_id == "run-a"
+    other = EvaluationKey(**{**KEY.__dict__, "seed": 1})
+    assert db.get(other) is None
+
+
+def test_a_key_is_trained_once(tmp_path) -> None:
+    db = EvaluationsDB(tmp_path)
+    db.put(result(0.61, "first"))
+    late = db.put(result(0.99, "second"))
+    assert late.cached and late.run_id == "first" and late.test_acc == 0.61
+    assert [r.run_id for r in db.rows()] == ["first"]
+    assert db.rows(space="darts") == []
+    with pytest.raises(ValueError, match="^filter must be one of space, arch"):
+        db.rows(accuracy=1)
+
+
+def test_score_is_accuracy_times_latency_to_the_minus_0_07() -> None:
+    row = result(0.8, "r")
+    assert row.score == pytest.approx(0.8 * 2.0 ** -0.07)
+    assert row.to_dict()["score"] == pytest.approx(0.8 * 2.0 ** -0.07)
+    assert row.to_dict()["space"] == "nb201"
+
+
+def _write_many(path: str, worker: int, count: int) -> None:
+    db = EvaluationsDB(path)
+    for i in range(count):
+        key = EvaluationKey("nb201", f"arch-{i}", "digits", {}, "classroom", 0)
+        db.put(result(0.5 + 0.001 * worker, f"w{worker}", key))
+
+
+def test_concurrent_writers_keep_one_row_per_key(tmp_path) -> None:
+    """Four processes and four threads write the same 25 keys at once: 25 rows, each one
+    writer's whole row, no error."""
+    processes = [multiprocessing.get_context("spawn").Process(
+        target=_write_many, args=(str(tmp_path), w, 25)) for w in range(4)]
+    threads = [threading.Thread(target=_write_many, args=(str(tmp_path), 10 + w, 25))
+               for w in range(4)]
+    for t in (*processes, *threads):
+        t.start()
+    for t in (*processes, *threads):
+        t.join(60)
+    assert all(p.exitcode == 0 for p in processes)
+    rows = EvaluationsDB(tmp_path).rows()
+    assert sorted(r.key.arch for r in rows) == sorted(f"arch-{i}" for i in range(25))
+    for r in rows:  # a row is one writer's: its accuracy matches its run id
+        assert r.test_acc == pytest.approx(0.5 + 0.001 * int(r.run_id[1:]))
