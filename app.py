@@ -11,6 +11,9 @@ this file as the home page.
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import quote
+
 import pandas as pd
 import streamlit as st
 
@@ -26,6 +29,9 @@ BLURBS = {
     "collapse-cured": "The collapse demo's twin with P-DARTS' dropout on skip_connect: the same "
                       "seed, a cell that keeps its convolutions.",
 }
+
+COLUMNS = ["open", "run", "kind", "state", "space", "dataset", "epoch", "skip count", "alarm",
+           "started", "branched from"]
 
 
 def _blurb(name: str, config: cfg.SearchConfig) -> str:
@@ -53,24 +59,23 @@ def _alarm(summary: RunSummary) -> str:
     return f"collapse ({alarm.get('rule')}, epoch {alarm.get('epoch')})" if alarm else ""
 
 
+def _row(s: RunSummary) -> dict[str, Any]:
+    """A run's row; a folder that cannot be read is a row too, its state saying why (one bad
+    folder must not hide the others)."""
+    row = {"open": f"live?run={quote(s.run_id, safe='')}", "run": s.run_id}
+    if s.problem is not None:
+        return {**row, "state": s.problem, "started": s.started}
+    return {**row, "kind": s.kind, "state": s.state.value, "space": s.space,
+            "dataset": s.dataset, "epoch": f"{s.epoch}/{s.epochs}", "skip count": s.skip_count,
+            "alarm": _alarm(s), "started": s.started, "branched from": s.parent or ""}
+
+
 def runs_table() -> None:
     summaries = common.registry().list()
     if not summaries:
         st.info("No runs yet. Start a preset above, or configure one on the Search page.")
         return
-    table = pd.DataFrame([{
-        "open": f"live?run={s.run_id}",
-        "run": s.run_id,
-        "kind": s.kind,
-        "state": s.state.value,
-        "space": s.space,
-        "dataset": s.dataset,
-        "epoch": f"{s.epoch}/{s.epochs}",
-        "skip count": s.skip_count,
-        "alarm": _alarm(s),
-        "started": s.started,
-        "branched from": s.parent or "",
-    } for s in summaries])
+    table = pd.DataFrame([_row(s) for s in summaries], columns=COLUMNS)
     picked = st.dataframe(
         table, hide_index=True, on_select="rerun", selection_mode="single-row", key="runs",
         column_config={"open": st.column_config.LinkColumn("open", display_text="open ↗",

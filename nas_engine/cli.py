@@ -4,9 +4,11 @@
     resume   continue a stopped or interrupted run (optionally for more epochs)
     show     summarise a run folder
 
-Mistakes in arguments or settings end with exit code 2 and one line that names the problem.
-Runs go through the app's own driver (`runner.Run`): Ctrl-C or SIGTERM stops one as the app's
-Stop does (a checkpoint to resume from, state `stopped`, exit code 130).
+Exit codes: 0 done; 2 refused before anything ran (a mistake in the arguments or settings, or
+a run folder that is damaged, edited or in use), with one line naming the problem; 1 the run
+failed (its message in one line, the traceback in the folder's error.log); 130 stopped. Runs go
+through the app's own driver (`runner.Run`): Ctrl-C or SIGTERM stops one as the app's Stop does
+(a checkpoint to resume from, state `stopped`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from nas_engine.config import (
 from nas_engine.history import HistoryView
 from nas_engine.snapshot import Snapshot
 from nas_engine.states import RunState
-from nas_engine.store import RunFolder
+from nas_engine.store import RunFolder, check_runs_dir
 
 if TYPE_CHECKING:
     from nas_engine.runner import Run
@@ -151,6 +153,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     from nas_engine.runner import RunRegistry, preflight  # torch import only when running
 
     try:
+        check_runs_dir(args.runs_dir)  # before the data loads: a minute for some datasets
+    except ValueError as exc:
+        raise UsageError(f"--runs-dir {exc}") from exc
+    try:
         # The folder only once the settings and data proved good: no empty runs for a typo.
         config = preflight(config_from_args(args))
     except (ValueError, FileNotFoundError) as exc:
@@ -165,10 +171,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     if not (Path(args.run_dir) / "config.json").is_file():
         raise UsageError(f"run_dir {args.run_dir!r} is not a run folder (no config.json)")
-    try:
+    try:  # a damaged, edited or busy folder is refused here, untouched
         run = Run.resume_from(args.run_dir, args.epochs)
     except (ValueError, FileNotFoundError) as exc:
         raise UsageError(str(exc)) from exc
+    for notice in run.notices:  # e.g. a damaged checkpoint passed over for an older one
+        print(f"warning: {notice}", file=sys.stderr)
     return follow(run.start(), args.quiet)
 
 
@@ -178,6 +186,7 @@ def follow(run: Run, quiet: bool) -> int:
     its step, checkpoints to latest.pt and marks the run stopped (exit 130)."""
     progress = None if quiet else Progress(run.snapshot(), sys.stderr)
     version = -1
+    quit_now = False  # a second Ctrl-C while the run stops
     with _sigterm_as_interrupt():
         try:
             while True:
@@ -190,9 +199,15 @@ def follow(run: Run, quiet: bool) -> int:
                     break
         except KeyboardInterrupt:
             run.stop()
-        run.join()
+        try:
+            run.join()
+        except KeyboardInterrupt:  # quit now; the newest checkpoint stands
+            quit_now = True
     if progress:
         progress.close()
+    if quit_now:
+        print(f"interrupted; resume from {run.folder.path}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     snap = run.snapshot()
     if snap.state is RunState.STOPPED:
         print(f"stopped; resume from {run.folder.path}", file=sys.stderr)
@@ -228,7 +243,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     folder = RunFolder(args.run_dir)
     if not (folder.path / "config.json").is_file():
         raise UsageError(f"run_dir {args.run_dir!r} is not a run folder (no config.json)")
-    print(summary(folder))
+    try:
+        text = summary(folder)
+    except ValueError as exc:  # RunFolderError: which file, and what is wrong in it
+        raise UsageError(str(exc)) from exc
+    print(text)
     return 0
 
 
@@ -248,11 +267,20 @@ def summary(folder: RunFolder) -> str:
     ]
     if epochs:
         last = epochs[-1]
+
+        def number(key: str, spec: str, scale: float = 1) -> str:
+            """A field of the last epoch record, or ? where a hand-edited record lacks it."""
+            value = last.get(key)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            return format(scale * value, spec) if ok else "?"
+
         lines += [
-            f"train    loss {last['train_loss']:.4f}  acc {100 * last['train_acc']:.1f}%",
-            f"val      loss {last['val_loss']:.4f}  acc {100 * last['val_acc']:.1f}%",
-            f"alpha    entropy {last['entropy']:.4f}  skip_connect edges {last['skip_count']}",
-            f"time     {last['time_s']:.1f} s",
+            f"train    loss {number('train_loss', '.4f')}  acc "
+            f"{number('train_acc', '.1f', 100)}%",
+            f"val      loss {number('val_loss', '.4f')}  acc {number('val_acc', '.1f', 100)}%",
+            f"alpha    entropy {number('entropy', '.4f')}  skip_connect edges "
+            f"{number('skip_count', 'g')}",
+            f"time     {number('time_s', '.1f')} s",
         ]
     genotype = folder.read_genotype()
     if genotype:
@@ -270,6 +298,13 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # a full disk while making the run folder, say
+        print(f"error: {exc.filename or 'the run folder'}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # before a run started (loading data, checking a folder)
+        print("interrupted before the run started", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 from nas_engine.catalog import DATASETS, SPACE_OPS
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-RUN_KINDS = ("search",)
+RUN_KINDS = ("search", "train")
 STRATEGIES = ("darts", "pcdarts", "nasp", "gdas", "fair_darts")  # strategies.STRATEGIES
 FIRST_ORDER_ONLY = ("nasp", "gdas")
 ORDERS = ("first", "second")
@@ -88,11 +88,13 @@ class ClutterConfig:
     """The `digits_clutter` task (nas_engine/clutter.py): each digit at a random place on a
     canvas, among fragments of other digits, in Gaussian noise."""
 
-    images: int = 3000
+    # Calibrated (benchmarks/retrain_calibration.py): at the classroom retrain the all-skip
+    # NB201 cell is 7 points below all-conv, each within 1 point over 3 seeds.
+    images: int = 15000
     canvas: int = 20
-    fragments: int = 4
+    fragments: int = 6
     fragment_size: int = 4
-    noise: float = 0.2
+    noise: float = 0.3
     seed: int = 0  # the task's own: every run of a task sees the same images
 
     def validate(self) -> None:
@@ -128,6 +130,12 @@ class DataConfig:
         if self.name == "digits_clutter":
             task["clutter"] = dataclasses.asdict(self.clutter)
         return task
+
+    @property
+    def reads_root(self) -> bool:
+        """Whether loading reads files under `root` (and, with `download`, fetches them there):
+        the torchvision sets do; the digits tasks come with scikit-learn."""
+        return self.name in ("mnist", "fashion_mnist", "cifar10")
 
     def validate(self) -> None:
         _check_choice("data.name", self.name, DATASETS)
@@ -322,6 +330,61 @@ class RecordConfig:
 
 
 @dataclass
+class TrainConfig:
+    """A `train` run: the cell retrained from scratch (DARTS' evaluation phase). The network's
+    size is `network`, the optimiser `optim.w_*`, the epochs `epochs`, the batches `data`;
+    `train_config` fills them all from a profile."""
+
+    genotype: str = ""  # the cell: Genotype(...) text (darts) or the arch string (nb201)
+    profile: str = "classroom"
+    auxiliary_weight: float = 0.4  # DARTS: the auxiliary head's loss weight (0 = no head)
+    drop_path: float = 0.2  # DARTS: drop-path probability, ramped from 0 over the epochs
+    cutout: int = 0  # side of the cutout square (DARTS' paper: 16); 0 = off
+
+    def validate(self, space: str) -> None:
+        _check_choice("train.profile", self.profile, tuple(TRAIN_PROFILES))
+        _check_float("train.auxiliary_weight", self.auxiliary_weight, 0.0, 10.0)
+        _check_float("train.drop_path", self.drop_path, 0.0, 0.9)
+        _check_int("train.cutout", self.cutout, 0, 256)
+        from nas_engine.spaces.genotypes import parse_genotype  # torch: only for train runs
+
+        try:
+            parse_genotype(space, self.genotype)
+        except ValueError as exc:
+            _fail("train.genotype", f"a {space} cell ({exc})", self.genotype)
+
+
+# What a retrain sets, per profile and space: `classroom` is the offline task in minutes on
+# two CPU cores; `paper` the published recipe (REFERENCE.md §5).
+TRAIN_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "classroom": {
+        "darts": {"epochs": 10, "network": {"channels": 16, "layers": 8},
+                  "data": {"batch_size": 64, "train_portion": 0.9},
+                  "optim": {"w_lr": 0.025, "w_lr_min": 0.0, "w_nesterov": False,
+                            "w_weight_decay": 3e-4},
+                  "train": {"auxiliary_weight": 0.4, "drop_path": 0.2, "cutout": 0}},
+        "nb201": {"epochs": 8, "network": {"channels": 16, "cells_per_stage": 1},
+                  "data": {"batch_size": 64, "train_portion": 0.9},
+                  "optim": {"w_lr": 0.1, "w_lr_min": 0.0, "w_nesterov": True,
+                            "w_weight_decay": 5e-4},
+                  "train": {"auxiliary_weight": 0.0, "drop_path": 0.0, "cutout": 0}},
+    },
+    "paper": {
+        "darts": {"epochs": 600, "network": {"channels": 36, "layers": 20},
+                  "data": {"batch_size": 96, "train_portion": 0.9, "augment": True},
+                  "optim": {"w_lr": 0.025, "w_lr_min": 0.0, "w_nesterov": False,
+                            "w_weight_decay": 3e-4},
+                  "train": {"auxiliary_weight": 0.4, "drop_path": 0.2, "cutout": 16}},
+        "nb201": {"epochs": 200, "network": {"channels": 16, "cells_per_stage": 5},
+                  "data": {"batch_size": 256, "train_portion": 0.9, "augment": True},
+                  "optim": {"w_lr": 0.1, "w_lr_min": 0.0, "w_nesterov": True,
+                            "w_weight_decay": 5e-4},
+                  "train": {"auxiliary_weight": 0.0, "drop_path": 0.0, "cutout": 0}},
+    },
+}
+
+
+@dataclass
 class SearchConfig:
     """A whole search. `space`, `ops` and `seed` sit at the top: other tools key on them."""
 
@@ -340,6 +403,7 @@ class SearchConfig:
     mitigations: MitigationsConfig = field(default_factory=MitigationsConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)  # kind "train" only
 
     def validate(self) -> SearchConfig:
         """Check every field; fill `ops` with the space's full list when unset. Returns self."""
@@ -373,6 +437,8 @@ class SearchConfig:
         self.mitigations.validate()
         self.diagnostics.validate()
         self.record.validate()
+        if self.kind == "train":
+            self.train.validate(self.space)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -484,3 +550,17 @@ def preset(name: str) -> SearchConfig:
     if name not in PRESETS:
         _fail("preset", "one of " + ", ".join(PRESETS), name)
     return SearchConfig.from_dict(json.loads(json.dumps(PRESETS[name])))
+
+
+def train_config(space: str, genotype: str, profile: str = "classroom",
+                 dataset: str = "digits_clutter", seed: int = 0,
+                 changes: dict[str, Any] | None = None) -> SearchConfig:
+    """A `train` run of `genotype` with a profile's settings; `changes` (dotted paths, as
+    `--set`) override any of them."""
+    _check_choice("train.profile", profile, tuple(TRAIN_PROFILES))
+    _check_choice("space", space, tuple(SPACE_OPS))
+    settings = json.loads(json.dumps(TRAIN_PROFILES[profile][space]))
+    settings["data"]["name"] = dataset
+    settings["train"].update(genotype=genotype, profile=profile)
+    base = SearchConfig.from_dict({"kind": "train", "space": space, "seed": seed, **settings})
+    return base.with_changes(changes or {})

@@ -185,12 +185,14 @@ class BatchStream:
     """
 
     def __init__(self, images: ImageSet, indices: torch.Tensor, batch_size: int, seed: int,
-                 device: torch.device | str = "cpu", augment: bool = False) -> None:
+                 device: torch.device | str = "cpu", augment: bool = False, cutout: int = 0
+                 ) -> None:
         if len(indices) == 0:
             raise ValueError("a BatchStream needs at least one image")
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.augment = augment
+        self.cutout = cutout  # side of a zeroed square per image (DeVries & Taylor), 0 = off
         self.num_samples = len(indices)
         self.batches_per_pass = math.ceil(self.num_samples / batch_size)
         # uint8 sets stay uint8 on the device (4x smaller) and are scaled per batch.
@@ -221,7 +223,10 @@ class BatchStream:
         x = self._x[idx].float() * self._scale
         if self.augment:
             x = self._crop_and_flip(x)
-        return (x - self._mean) / self._std, self._y[idx]
+        x = (x - self._mean) / self._std
+        if self.cutout:
+            x = self._cut_out(x)
+        return x, self._y[idx]
 
     def iter_pass(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One pass in stored order, unaugmented, leaving the shuffle state untouched (for eval)."""
@@ -243,6 +248,20 @@ class BatchStream:
         batch = torch.arange(b, device=self.device)[:, None, None]
         return padded[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
+    def _cut_out(self, x: torch.Tensor) -> torch.Tensor:
+        """DARTS' Cutout after normalisation: a square of side `cutout` around a random centre
+        per image set to 0 (clipped at the borders, as the official one)."""
+        b, _, h, w = x.shape
+        half = self.cutout // 2
+        cy = torch.randint(0, h, (b,), generator=self._gen).to(self.device)
+        cx = torch.randint(0, w, (b,), generator=self._gen).to(self.device)
+        rows = torch.arange(h, device=self.device)[None, :]
+        cols = torch.arange(w, device=self.device)[None, :]
+        inside_rows = (rows >= (cy[:, None] - half)) & (rows < (cy[:, None] + half))
+        inside_cols = (cols >= (cx[:, None] - half)) & (cols < (cx[:, None] + half))
+        hole = inside_rows[:, :, None] & inside_cols[:, None, :]  # (B, H, W)
+        return x.masked_fill(hole[:, None], 0.0)
+
     def state_dict(self) -> dict[str, Any]:
         """Everything that decides future batches: generator state, current shuffle, position."""
         return {"generator": self._gen.get_state(), "perm": self._perm.clone(), "pos": self._pos}
@@ -258,14 +277,17 @@ class BatchStream:
 
 
 def make_streams(images: ImageSet, data: DataConfig, seed: int,
-                 device: torch.device | str = "cpu") -> tuple[BatchStream, BatchStream]:
+                 device: torch.device | str = "cpu", cutout: int = 0
+                 ) -> tuple[BatchStream, BatchStream]:
     """The (train, val) streams of a search: w learns on train, α on val.
 
     The two streams get different seeds so their shuffles are independent; only the training
-    stream is augmented, because α should be judged on the images as they are.
+    stream is augmented (and cut out), because α (or a retrain's progress) should be judged
+    on the images as they are.
     """
     train_part, val_part = split_indices(len(images.search), data.train_portion, seed)
     train_idx, val_idx = images.search[train_part], images.search[val_part]
-    train = BatchStream(images, train_idx, data.batch_size, seed, device, augment=data.augment)
+    train = BatchStream(images, train_idx, data.batch_size, seed, device, augment=data.augment,
+                        cutout=cutout)
     val = BatchStream(images, val_idx, data.batch_size, seed + 1, device, augment=False)
     return train, val

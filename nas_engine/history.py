@@ -20,7 +20,7 @@ import numpy as np
 from nas_engine.records import AlarmFields, Record, RegularizerFields
 
 SCALARS = ("step", "epoch", "time_s", "train_loss", "train_acc", "val_loss", "val_acc",
-           "entropy", "skip_count", "hessian_max_eigenvalue")
+           "entropy", "skip_count", "hessian_max_eigenvalue", "test_acc")
 # Per-row values kept as recorded: view field -> record key. A record without one gets None,
 # or {} for the dict-valued ones (step records carry no alarm; old records no regularizers).
 OBJECTS = {"genotypes": "genotype", "live": "live", "regularizers": "regularizers",
@@ -62,6 +62,7 @@ class HistoryView:
     entropy: np.ndarray
     skip_count: np.ndarray
     hessian_max_eigenvalue: np.ndarray
+    test_acc: np.ndarray  # a retrain's last epoch
     alphas: dict[str, np.ndarray]  # cell type -> (n, edges, ops) softmax α
     alphas_raw: dict[str, np.ndarray]  # the same for α itself
     genotypes: Sequence[dict[str, Any]]

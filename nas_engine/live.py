@@ -9,10 +9,12 @@ the same way, and a new component's parameters appear everywhere by themselves.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from nas_engine.components import LiveParameter, declared_live_parameters
 from nas_engine.config import SearchConfig
+from nas_engine.evaluation.training import LIVE as TRAINING_PARAMETERS
 from nas_engine.strategies import STRATEGIES
 
 SPEED = LiveParameter("speed", "speed limit (steps/s)",
@@ -20,11 +22,21 @@ SPEED = LiveParameter("speed", "speed limit (steps/s)",
                       "0 is full speed", 0.0, 1000.0)
 
 
+def _search_parameters(config: SearchConfig) -> list[LiveParameter]:
+    return [*STRATEGIES[config.strategy.name].declared(config),
+            *declared_live_parameters(config)]
+
+
+# What each run kind's job declares (config.RUN_KINDS).
+KIND_PARAMETERS: dict[str, Callable[[SearchConfig], list[LiveParameter]]] = {
+    "search": _search_parameters,
+    "train": lambda config: list(TRAINING_PARAMETERS),
+}
+
+
 def live_parameters(config: SearchConfig) -> dict[str, LiveParameter]:
     """The live parameters a run of `config` declares, by name, in the order forms show them."""
-    declared = [*STRATEGIES[config.strategy.name].declared(config),
-                *declared_live_parameters(config), SPEED]
-    return {p.name: p for p in declared}
+    return {p.name: p for p in [*KIND_PARAMETERS[config.kind](config), SPEED]}
 
 
 def validate_live(config: SearchConfig, name: str, value: Any) -> float:

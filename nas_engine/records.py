@@ -49,6 +49,12 @@ class Record(TypedDict, total=False):
     hessian_method: str
     hessian_over: str
     hessian_seconds: float
+    test_loss: float  # a retrain's last epoch: its result on the held-out images
+    test_acc: float
+    params: int
+    flops: int
+    latency_ms: float
+    test_split: dict[str, Any]
     tau: float  # GDAS
     edges_above_threshold: dict[str, int]  # Fair DARTS
     name: str  # live records

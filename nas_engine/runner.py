@@ -15,7 +15,7 @@ on one pool each go at about half speed, and none blocks another.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import threading
 import time
 import traceback
@@ -24,16 +24,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from nas_engine.checkpoints import DamagedCheckpoint
 from nas_engine.config import SearchConfig
 from nas_engine.data import load_images
 from nas_engine.device import resolve_device
+from nas_engine.evaluation.training import Training
 from nas_engine.history import History
 from nas_engine.live import live_parameters, validate_live
-from nas_engine.search import NonFiniteLossError, Search
+from nas_engine.loop import NonFiniteLossError
+from nas_engine.search import Search
 from nas_engine.snapshot import SPEED, Snapshot
 from nas_engine.spaces import make_space
 from nas_engine.states import RunState
-from nas_engine.store import Recorder, RunFolder, list_runs
+from nas_engine.store import Recorder, RunFolder, RunFolderError, list_runs
 
 Record = dict[str, Any]
 
@@ -41,6 +44,9 @@ STEP_TIME_SMOOTHING = 0.1  # weight of the newest step in the ETA's moving avera
 
 # Config keys a branch may change (the checkpoint's tensors fix everything else).
 BRANCHABLE_PREFIXES = ("epochs", "optim.", "record.", "strategy.order", "strategy.fd_radius")
+# Config keys in which config.json may differ from its checkpoint's config: how long a run goes
+# (resume --epochs extends it) and where it runs. Any other difference is an edited config.json.
+RESUMABLE_CHANGES = ("epochs", "device", "threads")
 
 
 class Job(Protocol):
@@ -62,7 +68,7 @@ class Job(Protocol):
 
     def step(self) -> list[Record]: ...  # the records this step produced (already logged)
     def elapsed(self) -> float: ...
-    def state_dict(self) -> dict[str, Any]: ...
+    def state_dict(self) -> dict[str, Any]: ...  # holds store.CHECKPOINT_FIELDS and the rest
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
     def initial_record(self) -> Record: ...  # what a viewer draws before the first record
     def live_values(self) -> dict[str, float]: ...
@@ -70,7 +76,8 @@ class Job(Protocol):
 
 
 # The job of each run kind (config.RUN_KINDS): a new kind is one entry here.
-JOBS: dict[str, Callable[[SearchConfig, Recorder], Job]] = {"search": Search}
+JOBS: dict[str, Callable[[SearchConfig, Recorder], Job]] = {"search": Search,
+                                                             "train": Training}
 
 
 def preflight(config: SearchConfig) -> SearchConfig:
@@ -86,12 +93,15 @@ def preflight(config: SearchConfig) -> SearchConfig:
 
 class Run:
     """One job in a background thread, controlled between steps. Built on a `Recorder` it owns
-    its folder and can run; built on a plain `RunFolder` (`open`) it is a read-only view."""
+    its folder, and holds the folder's lock until its thread ends (or, never started, until
+    `stop`); built on a plain `RunFolder` (`open`) it is a read-only view."""
 
     def __init__(self, config: SearchConfig, folder: RunFolder, *,
                  checkpoint: dict[str, Any] | None = None, lineage: dict[str, Any] | None = None,
                  live: dict[str, float] | None = None,
-                 state: RunState = RunState.CREATED) -> None:
+                 state: RunState = RunState.CREATED,
+                 records: list[Record] | None = None) -> None:
+        """`records`: the history to start from (default: every record in the folder)."""
         self.config = config.validate()
         self.folder = folder
         self._recorder = folder if isinstance(folder, Recorder) else None
@@ -100,8 +110,9 @@ class Run:
         self._lineage = lineage
         space = make_space(self.config)
         self._edge_labels = tuple(space.edge_labels())
-        self._steps = History(space.alpha_shapes())
-        self._epochs = History(space.alpha_shapes())
+        shapes = space.alpha_shapes() if self.config.kind == "search" else {}  # α: searches
+        self._steps = History(shapes)
+        self._epochs = History(shapes)
         self._live_changes: list[Record] = []
         self._checkpoint_epochs = tuple(folder.checkpoints())
         self._cond = threading.Condition()
@@ -122,8 +133,15 @@ class Run:
         self._stop_requested = False
         self._budget: int | None = None  # steps left to run before pausing (step / step_epoch)
         self._thread: threading.Thread | None = None
-        for record in folder.read_records():
-            self._add_record(record)
+        self._status_pending = False  # a state set by a control, for the worker to write
+        self.notices: tuple[str, ...] = ()  # what a resume passed over (damaged checkpoints)
+        for record in folder.read_records() if records is None else records:
+            try:
+                self._add_record(record)
+            except (KeyError, TypeError, ValueError) as exc:  # a line edited into nonsense
+                raise RunFolderError(folder.path / "metrics.jsonl", f"the {record['kind']} "
+                                     f"record of step {record['step']} is not one this run "
+                                     f"writes ({type(exc).__name__}: {exc})") from None
 
     # -- construction from disk --------------------------------------------------------------
     @classmethod
@@ -138,27 +156,45 @@ class Run:
 
     @classmethod
     def resume_from(cls, run_dir: str | Path, epochs: int | None = None) -> Run:
-        """Continue a stopped or interrupted run in its own folder from its newest checkpoint;
-        the records after that checkpoint are cut and, the job being deterministic, written
-        again identically. `epochs` may extend the run."""
-        recorder = Recorder(run_dir)
-        state = recorder.effective_state()
-        if state.is_live:
-            raise ValueError(f"run {recorder.run_id} is {state} in another process; stop it "
-                             "first")
+        """Continue a stopped or interrupted run in its own folder from its newest usable
+        checkpoint (damaged newer ones are set aside and named in `notices`); the records
+        after it are cut and, the job being deterministic, written again identically.
+        `epochs` may extend the run. Everything is checked, and the run built, before the
+        folder changes: a refused resume leaves it as it was. RunInUse while another process
+        (or Run) has the folder."""
+        recorder = Recorder(run_dir)  # the lock first: nothing may change under the checks
+        try:
+            return cls._resume(recorder, epochs)
+        except BaseException:
+            recorder.close()
+            raise
+
+    @classmethod
+    def _resume(cls, recorder: Recorder, epochs: int | None) -> Run:
+        # Whatever status.json says (running, say), holding the lock means no process runs it.
+        state = recorder.recorded_state()
         if state is RunState.FINISHED and epochs is None:
             raise ValueError(f"run {recorder.run_id} is finished; give epochs to extend it")
         config = recorder.read_config()
         if epochs is not None:
             config = config.with_changes({"epochs": epochs})
-        checkpoint = recorder.load_checkpoint()
+        found = recorder.newest_checkpoint()
+        checkpoint = found.state
+        _check_same_search(config, checkpoint["config"], recorder.path / "config.json",
+                           found.path, RESUMABLE_CHANGES)
         if config.epochs <= checkpoint["epoch"] and epochs is not None:
             raise ValueError(f"epochs must be more than the {checkpoint['epoch']} already done; "
                              f"got {epochs}")
-        if checkpoint["records"] is not None:
-            recorder.keep_records(checkpoint["records"])
+        prefix = recorder.log_prefix(checkpoint["records"])
+        run = cls(config, recorder, checkpoint=checkpoint, lineage=recorder.read_lineage(),
+                  records=prefix.records)
+        # Checked and built: only now does the folder change.
+        recorder.keep_records(prefix)
+        recorder.set_aside(found.skipped)
         recorder.write_config(config)
-        return cls(config, recorder, checkpoint=checkpoint, lineage=recorder.read_lineage())
+        run._checkpoint_epochs = recorder.checkpoint_epochs
+        run.notices = tuple(f"{exc}; resuming from {found.path.name}" for exc in found.skipped)
+        return run
 
     # -- controls (any thread) ---------------------------------------------------------------
     def start(self) -> Run:
@@ -212,9 +248,12 @@ class Run:
         """Finish the current step, checkpoint to latest.pt, mark stopped (the thread then
         ends)."""
         with self._cond:
-            self._require_owner()
+            recorder = self._require_owner()
             if self._thread is None and self._state is RunState.CREATED:
                 self._set_state(RunState.STOPPED)
+                with contextlib.suppress(OSError):  # a full disk: the state stays in memory
+                    self._write_status(recorder)
+                recorder.close()  # never started: its life ends here
             self._stop_requested = True
             self._cond.notify_all()
 
@@ -243,10 +282,11 @@ class Run:
                 self._cond.wait(min(left, 0.05))
         return True
 
-    def _require_owner(self) -> None:
+    def _require_owner(self) -> Recorder:
         if self._recorder is None:
             raise RuntimeError(f"run {self.run_id} is {self._state} and not run by this "
                                "process; control it where it runs")
+        return self._recorder
 
     def _require_controllable(self) -> None:
         self._require_owner()
@@ -275,13 +315,19 @@ class Run:
 
     # -- the worker --------------------------------------------------------------------------
     def _set_state(self, state: RunState, message: str | None = None) -> None:
-        """Caller holds the condition."""
+        """Caller holds the condition. The worker writes status.json (`_write_status`), so
+        that a disk refusing the write fails the run there instead of a control call."""
         self._state = state
         self._message = message
         self._version += 1
-        if self._recorder is not None:
-            self._recorder.write_status(state, message, step=self._step)
+        self._status_pending = self._recorder is not None
         self._cond.notify_all()
+
+    def _write_status(self, recorder: Recorder) -> None:
+        """Caller holds the condition."""
+        if self._status_pending:
+            recorder.write_status(self._state, self._message, step=self._step)
+            self._status_pending = False
 
     def _add_record(self, record: Record) -> None:
         kind = record.get("kind")
@@ -299,6 +345,8 @@ class Run:
         recorder = self._recorder
         assert recorder is not None  # start() refuses views
         try:
+            with self._cond:
+                self._write_status(recorder)  # running
             job = JOBS[self.config.kind](self.config, recorder)
             if self._checkpoint is not None:
                 job.load_state_dict(self._checkpoint)
@@ -315,14 +363,27 @@ class Run:
                 self._version += 1
             self._loop(job, recorder)
         except NonFiniteLossError as exc:
-            self._fail(str(exc))
+            self._fail(str(exc), recorder)
+        except OSError as exc:  # a full disk, a folder removed under the run
+            self._fail(_explain_os_error(exc, job, recorder.path), recorder)
         except Exception as exc:  # the thread must never die silently
-            recorder.write_error(traceback.format_exc())
-            self._fail(_explain(exc, job))
+            self._fail(_explain(exc, job), recorder)
+        finally:
+            recorder.close()  # the run's life, and so its lock, ends with this thread
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str, recorder: Recorder) -> None:
+        """Mark the run failed, the traceback in error.log. Neither write may kill the thread:
+        when the disk refuses them, the state and message live on in memory (snapshots show
+        them) and status.json keeps the old state of a now dead writer (interrupted)."""
+        try:
+            recorder.write_error(traceback.format_exc())
+            message += " (traceback in error.log)"
+        except OSError:
+            pass
         with self._cond:
             self._set_state(RunState.FAILED, message)
+            with contextlib.suppress(OSError):
+                self._write_status(recorder)
 
     def _loop(self, job: Job, recorder: Recorder) -> None:
         while True:
@@ -333,16 +394,20 @@ class Run:
                     self._budget = None
                     self._checkpoint_now(job, recorder)
                     self._set_state(RunState.PAUSED)
+                self._write_status(recorder)
                 while self._state is RunState.PAUSED and not self._stop_requested:
                     self._cond.wait()
                     self._apply_live(job, recorder)
                 if self._stop_requested:
                     self._checkpoint_now(job, recorder)
                     self._set_state(RunState.STOPPED)
+                    self._write_status(recorder)
                     return
                 if job.done:
                     self._set_state(RunState.FINISHED, job.finish_message)
+                    self._write_status(recorder)
                     return
+                self._write_status(recorder)  # running again after a resume or a step
                 if self._budget is not None:
                     self._budget -= 1
             started = time.perf_counter()
@@ -383,13 +448,54 @@ class Run:
         recorder.save_checkpoint(state)
 
 
+def _where(job: Job | None) -> str:
+    return f"step {job.step_count}: " if job is not None else "while starting: "
+
+
 def _explain(exc: Exception, job: Job | None) -> str:
-    step = f"step {job.step_count}: " if job is not None else "while starting: "
     oom = getattr(__import__("torch").cuda, "OutOfMemoryError", ())
     if isinstance(exc, oom):
-        return (step + "the GPU ran out of memory; try a smaller data.batch_size, fewer "
-                "network.channels, or fewer network.layers / network.cells_per_stage")
-    return f"{step}{type(exc).__name__}: {exc} (traceback in error.log)"
+        return (_where(job) + "the GPU ran out of memory; try a smaller data.batch_size, "
+                "fewer network.channels, or fewer network.layers / network.cells_per_stage")
+    return f"{_where(job)}{type(exc).__name__}: {exc}"
+
+
+def _explain_os_error(exc: OSError, job: Job | None, folder: Path) -> str:
+    """E.g. "step 8: could not write checkpoints/epoch_0002.pt: no space left on device"."""
+    what = (exc.strerror or str(exc)).lower()
+    if exc.filename is None:
+        return f"{_where(job)}{what}"
+    path = Path(exc.filename)
+    if not path.is_relative_to(folder):  # not the run folder's (e.g. the data's)
+        return f"{_where(job)}{path}: {what}"
+    return f"{_where(job)}could not write {path.relative_to(folder)}: {what}"
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def _check_same_search(config: SearchConfig, saved: dict[str, Any], config_path: Path,
+                       checkpoint_path: Path, may_differ: tuple[str, ...]) -> None:
+    """A checkpoint's tensors fit the config it was made with: config.json must still be that
+    config, but for the keys in `may_differ` (RunFolderError naming the first other key)."""
+    try:
+        theirs = _flat(SearchConfig.from_dict(saved).to_dict())
+    except (ValueError, TypeError) as exc:
+        raise DamagedCheckpoint(checkpoint_path, f"damaged: its config is invalid ({exc})"
+                                ) from None
+    ours = _flat(config.to_dict())
+    for key in sorted(ours.keys() | theirs.keys()):
+        if ours.get(key) != theirs.get(key) and not key.startswith(may_differ):
+            raise RunFolderError(config_path, f"{key} is {ours.get(key)!r}, but the checkpoint "
+                                 f"{checkpoint_path.name} was made with {theirs.get(key)!r} "
+                                 "(config.json was changed after the run: put it back)")
 
 
 class RunRegistry:
@@ -432,9 +538,11 @@ class RunRegistry:
         for folder in list_runs(self.runs_dir):
             run = live.get(folder.run_id)
             summaries.append(RunSummary.of_run(run) if run else RunSummary.of_folder(folder))
-        return summaries
+        return summaries  # a folder that cannot be read is a row with its `problem`
 
     def resume(self, run_id: str, epochs: int | None = None) -> Run:
+        """`Run.resume_from` for a run of this folder (ValueError, with RunInUse among them,
+        when it cannot resume; the folder is then as it was)."""
         with self._lock:
             current = self._runs.get(run_id)
         if current is not None and current.state.is_live:
@@ -447,12 +555,17 @@ class RunRegistry:
         """A new run from `run_id`'s checkpoint after `epoch`, with `changes`: live parameters
         by name (e.g. {"alpha_lr": 1e-3}) and/or config keys that leave the tensors' shapes
         alone (epochs, optim.*, record.*, strategy.order). Its history starts with the
-        parent's records up to that point. Not started: call `start()`."""
+        parent's records up to that point. Not started: call `start()`. A damaged or crafted
+        checkpoint, or a config.json edited since it, raises ValueError naming the file."""
         parent = RunFolder(self.runs_dir / run_id)
         if not (parent.path / "config.json").is_file():
             raise ValueError(f"run_id {run_id!r} is not a run under {self.runs_dir}")
         changes = dict(changes or {})
         config = parent.read_config()
+        checkpoint = parent.load_checkpoint(epoch)
+        _check_same_search(config, checkpoint["config"], parent.path / "config.json",
+                           parent.checkpoints()[epoch], RESUMABLE_CHANGES)
+        prefix = parent.log_prefix(checkpoint["records"])
         declared = live_parameters(config)
         live = {k: validate_live(config, k, changes.pop(k)) for k in list(changes)
                 if k in declared}
@@ -461,10 +574,8 @@ class RunRegistry:
                 raise ValueError(f"{key} cannot change in a branch (it would change the "
                                  "network); start a new run instead")
         config = config.with_changes(changes)
-        checkpoint = parent.load_checkpoint(epoch)
         recorder = Recorder.create(self.runs_dir, config, label=f"branch-e{epoch}")
-        for record in parent.read_records()[: checkpoint["records"]]:
-            recorder.append_record(record)
+        recorder.append_records(prefix.records)
         checkpoint["records"] = recorder.record_count
         lineage = {"parent": run_id, "epoch": epoch, "step": checkpoint["step_count"],
                    "changes": {**changes, **live}}
@@ -483,19 +594,22 @@ class RunRegistry:
 
 @dataclass(frozen=True)
 class RunSummary:
-    """One row of the runs table."""
+    """One row of the runs table. A folder that cannot be read is a row too, so that one bad
+    folder hides no other: its `problem` says why ("unreadable: config.json: ...") and the
+    fields it could not give are None."""
 
     run_id: str
-    kind: str
-    state: RunState
-    space: str
-    dataset: str
-    epoch: int
-    epochs: int
+    kind: str | None
+    state: RunState | None
+    space: str | None
+    dataset: str | None
+    epoch: int | None
+    epochs: int | None
     skip_count: int | None
     alarm: dict[str, Any] | None  # the collapse alarm of the newest epoch, once one fired
     started: str
     parent: str | None
+    problem: str | None = None
 
     @classmethod
     def of_run(cls, run: Run) -> RunSummary:
@@ -509,16 +623,24 @@ class RunSummary:
 
     @classmethod
     def of_folder(cls, folder: RunFolder) -> RunSummary:
-        """From the folder's files alone: the config as JSON and the log's last lines (a long
-        run lists as fast as a short one)."""
-        config = json.loads((folder.path / "config.json").read_text())
-        last = folder.last_record() or {}
-        last_epoch = folder.last_record(("epoch",)) or {}
-        lineage = folder.read_lineage() or {}
-        return cls(folder.run_id, config.get("kind", SearchConfig.kind),
-                   folder.effective_state(), config["space"], config["data"]["name"],
-                   last.get("epoch", 0), config["epochs"], last.get("skip_count"),
-                   last_epoch.get("alarm"), _started(folder), lineage.get("parent"))
+        """From the folder's files alone: the config and the log's last lines (a long run
+        lists as fast as a short one)."""
+        try:
+            config = folder.read_config()
+            state = folder.effective_state()
+            last = folder.last_record() or {}
+            last_epoch = folder.last_record(("epoch",)) or {}
+        except RunFolderError as exc:
+            problem = f"{exc.path.relative_to(folder.path)}: {exc.reason}"
+        except OSError as exc:  # e.g. permission denied
+            problem = f"{Path(exc.filename or folder.path).name}: {exc.strerror}"
+        else:
+            lineage = folder.read_lineage() or {}
+            return cls(folder.run_id, config.kind, state, config.space, config.data.name,
+                       last.get("epoch", 0), config.epochs, last.get("skip_count"),
+                       last_epoch.get("alarm"), _started(folder), lineage.get("parent"))
+        return cls(folder.run_id, None, None, None, None, None, None, None, None,
+                   _started(folder), None, problem=f"unreadable: {problem}")
 
 
 def _started(folder: RunFolder) -> str:

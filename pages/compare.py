@@ -12,27 +12,70 @@ from pages.ui import common, panels
 from pages.ui.teaching import explain
 
 MAX_RUNS = 4
+MAX_NAMED = 5  # a message names this many left-out runs, then counts the rest
+
+
+def requested(text: str, runs: list[str], problems: dict[str, str]
+              ) -> tuple[list[str], list[str]]:
+    """The runs `?runs=` names that can be compared, each once and at most MAX_RUNS, and why
+    each of the others is left out (unknown, unreadable, named twice, one too many)."""
+    asked: list[str] = []
+    left_out: list[str] = []
+    seen: set[str] = set()
+    for run_id in filter(None, (part.strip() for part in text.split(","))):
+        shown = common.shown_id(run_id)
+        if run_id in seen:  # said once is enough for one that is left out anyway
+            if run_id in asked:
+                left_out.append(f"{shown} (named twice; compared once)")
+            continue
+        seen.add(run_id)
+        if run_id in problems:
+            left_out.append(f"{shown} ({problems[run_id]})")
+        elif run_id not in runs:
+            left_out.append(f"{shown} (no such run)")
+        elif len(asked) == MAX_RUNS:
+            left_out.append(f"{shown} (at most {MAX_RUNS} runs at once)")
+        else:
+            asked.append(run_id)
+    return asked, left_out
+
+
+def left_out_message(left_out: list[str]) -> str:
+    more = len(left_out) - MAX_NAMED
+    return ("Left out of the comparison: " + "; ".join(left_out[:MAX_NAMED])
+            + (f"; and {more} more" if more > 0 else "") + ".")
 
 
 @common.page("The comparison failed")
 def page() -> None:
     st.title(":material/compare_arrows: Compare runs")
-    runs = [s.run_id for s in common.registry().list()]
+    summaries = common.registry().list()
+    runs = [s.run_id for s in summaries if s.problem is None]
+    problems = {s.run_id: s.problem for s in summaries if s.problem is not None}
+    if problems:
+        st.caption("Not offered, their folders cannot be read: " + "; ".join(
+            f"`{run_id}` ({problem})" for run_id, problem in problems.items()))
     if len(runs) < 2:
         st.info("Comparing needs at least two runs; branch one from the Live view.")
         return
-    asked = [r for r in st.query_params.get("runs", "").split(",") if r in runs]
-    chosen = st.multiselect("runs", runs, default=asked[:MAX_RUNS] or runs[:2],
+    asked, left_out = requested(st.query_params.get("runs", ""), runs, problems)
+    chosen = st.multiselect("runs", runs, default=asked or runs[:2],
                             max_selections=MAX_RUNS,
                             key=f"compare:{','.join(asked)}",
                             help="two to four runs; the URL keeps the choice")
     if ",".join(chosen) != st.query_params.get("runs"):
         st.query_params["runs"] = ",".join(chosen)
-    if len(chosen) < 2:
-        st.warning("Pick at least two runs.")
+    opened = [(run_id, *common.try_open(run_id)) for run_id in chosen]
+    left_out += [f"{common.shown_id(run_id)} ({problem})" for run_id, _, problem in opened
+                 if problem]
+    snaps = [(run_id, run.snapshot()) for run_id, run, _ in opened if run is not None]
+    notes = [left_out_message(left_out)] if left_out else []
+    if len(snaps) < 2:
+        notes.append("Pick at least two runs.")
+    if notes:  # one message for all that went wrong
+        st.warning(" ".join(notes), icon=":material/warning:")
+    if len(snaps) < 2:
         return
-    searches = [(run_id, common.registry().get(run_id)) for run_id in chosen]
-    snaps = [(run_id, run.snapshot()) for run_id, run in searches if run is not None]
 
     st.plotly_chart(viz.compare_curves(snaps), key="compare-curves",
                     config=panels.PLOTLY_CONFIG)

@@ -34,7 +34,7 @@ def _records(snap: Snapshot) -> None:
 
 def _run_from_url(key: str) -> Run | None:
     run_id = st.query_params.get(key)
-    return common.registry().get(run_id) if run_id else None
+    return common.open_run(run_id) if run_id else None
 
 
 def _start(preset: str, key: str, seed: int | None = None) -> None:
@@ -43,7 +43,7 @@ def _start(preset: str, key: str, seed: int | None = None) -> None:
         config = cfg.preset(preset)
         if seed is not None:
             config = config.with_changes({"seed": seed})
-        run = common.registry().create(config, label=f"lesson-{key}").start()
+        run = common.create_run(config, label=f"lesson-{key}")
         st.query_params[key] = run.run_id
         st.rerun()
 
@@ -110,7 +110,11 @@ def step_entropy(run: Run) -> Run | None:
     lam = st.number_input("entropy weight λ", value=TRY_LAMBDA, format="%g", step=0.5,
                           help=live_parameters(run.config)[ENTROPY].help)
     if st.button(f"Branch at epoch {epochs[-1]} with λ = {lam:g}"):
-        child = common.registry().branch(run.run_id, epochs[-1], {ENTROPY: lam}).start()
+        try:
+            child = common.branch_run(run, epochs[-1], {ENTROPY: lam})
+        except (ValueError, RuntimeError, FileNotFoundError) as exc:
+            st.error(str(exc))
+            return None
         st.query_params["branch"] = child.run_id
         st.rerun()
     return None

@@ -13,6 +13,7 @@ import math
 
 import streamlit as st
 
+from nas_engine import config as cfg
 from nas_engine import viz
 from nas_engine.live import live_parameters
 from nas_engine.runner import Run
@@ -48,21 +49,49 @@ def controls(run: Run, snap: Snapshot) -> None:
                               "while the run goes on"):
         live_fields(run, snap)
     if state.can_continue:
-        cols[7].button("Continue", icon=":material/replay:", on_click=_continue,
-                       args=(run.run_id,), help="resume from the newest checkpoint",
+        cols[7].button("Continue", icon=":material/replay:", on_click=common.call,
+                       args=(common.continue_run, run), help="resume from the newest checkpoint",
                        width="stretch")
     else:
         with cols[7].popover("Branch", icon=":material/call_split:", width="stretch"):
             branch_form(run, snap)
+    if snap.config.kind == "search":
+        with st.popover("Retrain this cell", icon=":material/model_training:",
+                        help="is the chosen cell any good? train it alone from scratch and "
+                             "score it on held-out images"):
+            retrain_form(run, snap)
+
+
+def retrain_form(run: Run, snap: Snapshot) -> None:
+    """A `train` run of the cell derived now or at a finished epoch, on the hard offline task:
+    the supernet's accuracy does not say how good its cell is; retraining does."""
+    cells = common.recorded_cells(snap)
+    if not cells:
+        st.info("The cell appears with the first record.")
+        return
+    moment = st.selectbox("the cell of", list(cells), index=len(cells) - 1,
+                          key=f"retrain-at:{run.run_id}")
+    profile = st.selectbox("profile", list(cfg.TRAIN_PROFILES), key=f"retrain-p:{run.run_id}",
+                           help="classroom: minutes on 2 CPU cores; paper: the published "
+                                "recipe (a GPU's days)")
+    seed = st.number_input("seed", min_value=0, value=snap.config.seed, step=1,
+                           key=f"retrain-s:{run.run_id}")
+    st.caption("On digits_clutter (the offline task where cells differ), scored on its "
+               "held-out test images; a cell trained before comes back from the database.")
+    if st.button("Retrain", icon=":material/model_training:", type="primary",
+                 key=f"retrain-go:{run.run_id}"):
+        epoch, genotype = cells[moment]
+        try:
+            child = common.retrain_run(run, snap, genotype, epoch, profile, int(seed))
+        except (ValueError, RuntimeError, FileNotFoundError) as exc:
+            st.error(str(exc))
+            return
+        st.switch_page(common.LIVE, query_params={"run": child.run_id})
 
 
 def _step(run: Run, steps_key: str) -> None:
     """The step count as typed when the button is pressed (not as last drawn)."""
     run.step(int(st.session_state[steps_key]))
-
-
-def _continue(run_id: str) -> None:
-    common.call(lambda: common.registry().resume(run_id).start())
 
 
 def branch_form(run: Run, snap: Snapshot) -> None:
@@ -90,7 +119,7 @@ def branch_form(run: Run, snap: Snapshot) -> None:
     if st.button("Branch and start", icon=":material/call_split:", type="primary",
                  key=f"branch-go:{run.run_id}"):
         try:
-            child = common.registry().branch(run.run_id, int(epoch), changes).start()
+            child = common.branch_run(run, int(epoch), changes)
         except (ValueError, RuntimeError, FileNotFoundError) as exc:
             st.error(str(exc))
             return
@@ -152,8 +181,13 @@ def in_force_line(snap: Snapshot) -> None:
 
 
 def live_panel(snap: Snapshot) -> None:
-    """What each record changes: the values in force, diagnostics, α and the curves."""
+    """What each record changes: the values in force, diagnostics, α and the curves (a retrain:
+    its result, the curves)."""
     in_force_line(snap)
+    if snap.config.kind == "train":
+        panels.retrain_result(snap)
+        panels.curves_panel(snap, key="live")
+        return
     panels.diagnostics_strip(snap)
     point = viz.latest_point(snap)
     if point is None:

@@ -27,8 +27,8 @@ HELP = {
     "space": "the cell to search: DARTS (2 inputs, 4 nodes, 14 edges, normal and reduce cells) "
              "or NAS-Bench-201 (4 nodes, 6 edges, one cell type)",
     "ops": "candidate ops on every edge (at least two besides none); fewer ops, faster steps",
-    "data.name": "digits is bundled and works offline; the others need data.root (and "
-                 "download on a machine with internet)",
+    "data.name": "digits is bundled and works offline; the others are read from the "
+                 "server's data folder",
     "data.subset": "use only this many images (empty: all); fewer images make a quicker, "
                    "harder search",
     "network.channels": "channels of the first cells; the main cost knob on a CPU",
@@ -43,8 +43,6 @@ HELP = {
                      "per edge), Fair DARTS (sigmoid mixing)",
     "strategy.order": "first: α steps on the current w; second: DARTS' unrolled step (about "
                       "twice the cost)",
-    "data.root": "folder holding (or receiving) the torchvision datasets",
-    "data.download": "fetch the dataset into data.root if it is missing (needs internet)",
     "label": "a word or two appended to the run's folder name",
     "other": "any other setting by its dotted name, one key=value per line, as the CLI's --set "
              "(e.g. record.log_every=2, mitigations.aux_skip=true)",
@@ -107,11 +105,9 @@ def restart_group(form: Form) -> None:
         form.add("ops", st.multiselect, "candidate ops", space_ops,
                  default=[o for o in chosen or space_ops if o in space_ops], key=f"ops:{space}")
         dataset = form.choice("data.name", "dataset", cfg.DATASETS)
+        if cfg.DataConfig(name=dataset).reads_root:
+            st.caption(data_note(dataset))
         form.number("data.subset", "images used", placeholder="all", step=1)
-        if dataset != "digits":
-            form.add("data.root", st.text_input, "data folder", value=form.default("data.root"))
-            form.add("data.download", st.checkbox, "download if missing",
-                     value=form.default("data.download"))
         form.choice("strategy.name", "strategy", cfg.STRATEGIES,
                     format_func=lambda n: STRATEGIES[n].label if n in STRATEGIES else n)
         form.choice("strategy.order", "order", cfg.ORDERS)
@@ -125,6 +121,16 @@ def restart_group(form: Form) -> None:
         form.number("data.batch_size", "batch size")
         form.number("seed", "seed")
         form.choice("device", "device", cfg.DEVICES)
+
+
+def data_note(dataset: str) -> str:
+    """Where `dataset` comes from: the folder the server was started with, never one typed
+    here (a visitor must not make the server write or download anywhere)."""
+    where = f"Read from the server's data folder `{common.data_dir()}`"
+    if common.downloads_allowed():
+        return f"{where}, and downloaded there if it is missing."
+    return (f"{where}; this server downloads nothing ({common.DOWNLOAD_ENV}=1 when it starts "
+            f"allows it), so the {dataset} files must be there.")
 
 
 def declared(form: Form) -> dict[str, LiveParameter]:
@@ -164,22 +170,28 @@ def live_group(form: Form) -> dict[str, float]:
 
 
 def other_settings(form: Form) -> list[str]:
-    """Settings typed as the CLI's `key=value` lines; returns the lines that do not parse.
-    Their settings' errors show under the text too (`Form.slot_of`)."""
+    """Settings typed as the CLI's `key=value` lines; returns why the lines that cannot be
+    taken (they do not parse, or set the server's data folder) are refused. Their settings'
+    errors show under the text too (`Form.show_errors`)."""
     text = st.text_area("other settings", key=KEY + "other", help=HELP["other"],
                         placeholder="record.log_every=2\nmitigations.aux_skip=true")
     form.slots["other"] = st.empty()
-    unreadable = []
+    refused = []
     for line in text.splitlines():
         if line.strip():
             try:
                 path, value = cfg.parse_assignment(line)
             except ValueError as exc:
-                unreadable.append(str(exc))
+                refused.append(str(exc))
+                continue
+            if path in common.SERVER_SETTINGS:
+                refused.append(f"{path} cannot be set here: the app reads datasets from the "
+                               "server's data folder and downloads only where the server "
+                               "allows it; pick the dataset above")
                 continue
             form.changes[path] = value
             form.typed.add(path)
-    return unreadable
+    return refused
 
 
 def validate(base: SearchConfig, changes: dict[str, Any]) -> tuple[SearchConfig | None,
@@ -235,13 +247,15 @@ def page() -> None:
                "view.")
     run_only = live_group(form)
     with st.expander("Other settings"):
-        unreadable = other_settings(form)
+        refused = other_settings(form)
     label = st.text_input("label (optional)", key=KEY + "label", help=HELP["label"],
                           value=name if name != DEFAULTS else "")
 
     config, errors = validate(base, form.changes)
-    if unreadable:
-        errors["other"] = "\n\n".join(unreadable)
+    if config is not None:
+        config = common.served(config)
+    if refused:
+        errors["other"] = "\n\n".join(refused)
     parameters = declared(form)
     for name_, value in run_only.items():
         try:

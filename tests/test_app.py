@@ -17,9 +17,9 @@ from starlette.requests import Request
 from streamlit.testing.v1 import AppTest
 
 from nas_engine.config import preset
-from nas_engine.store import Recorder, RunFolder
+from nas_engine.store import RunFolder
 from pages.ui import progress_feed
-from pages.ui.common import RUNS_DIR_ENV, registry
+from pages.ui.common import DATA_DIR_ENV, DOWNLOAD_ENV, RUNS_DIR_ENV, registry, served
 from tests.test_runner import tiny
 from tests.test_viz import ALARM, heatmap_arrays, write_run
 
@@ -34,9 +34,16 @@ TINY = {  # widget key on the Search page -> value: a DARTS search of a few ms a
 @pytest.fixture
 def app(tmp_path, monkeypatch):
     monkeypatch.setenv(RUNS_DIR_ENV, str(tmp_path / "runs"))
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
+    monkeypatch.delenv(DOWNLOAD_ENV, raising=False)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     yield at
     st.cache_resource.clear()  # on_release stops this test's runs
+
+
+def set_state(folder: Path, state: str) -> None:
+    """The state a run folder records, as its writer (long gone) left it."""
+    (folder / "status.json").write_text(json.dumps({"state": state}))
 
 
 def button(at: AppTest, label: str):
@@ -264,8 +271,8 @@ def test_lesson_starts_the_cured_twin_on_the_demo_seed(app, tmp_path) -> None:
     try:
         assert at.query_params["run"] == demo.run_id
         assert twin.config.seed == 3
-        assert twin.config.to_dict() == preset("collapse-cured").with_changes(
-            {"seed": 3}).to_dict()
+        assert twin.config.to_dict() == served(preset("collapse-cured").with_changes(
+            {"seed": 3})).to_dict()
         assert "5 · Compare" in [h.value for h in at.subheader]
     finally:
         twin.stop()
@@ -281,7 +288,7 @@ def test_unknown_runs_and_failing_figures_give_messages_not_tracebacks(app, tmp_
     assert not at.exception
     assert "There is no run 'no-such-run'" in at.warning[0].value
 
-    Recorder(run.folder.path).write_status("stopped")  # stopped, no checkpoint to continue from
+    set_state(run.folder.path, "stopped")  # stopped, no checkpoint to continue from
     on_page(at, "pages/live.py", run=run.run_id)
     button(at, "Continue").click().run()
     assert not at.exception

@@ -1,7 +1,8 @@
 """The app in a real browser: a `streamlit run` server on 127.0.0.1 and the system Chromium.
 Start the classroom preset from the home page, see the α heatmap change between two polls,
 count the progress line's polls, open the live parameters, pause, reload and find the same run
-(also in a second tab, and from the home page's table).
+(also in a second tab, and from the home page's table). Last, the progress feed asked for ids
+no run has, and for a damaged folder, answers without a traceback in the server's log.
 A screenshot of the live view is kept under test-artifacts/."""
 
 from __future__ import annotations
@@ -89,8 +90,19 @@ def test_start_watch_pause_and_find_the_run_again(tmp_path) -> None:
         table.click(position={"x": 18, "y": 35 + 17})  # select its first row (the newest run)
         other.wait_for_url(f"**/live?run={run_id}")
         expect(other.get_by_text(f"{run_id} — paused")).to_be_visible()
+
+        damaged = tmp_path / "runs" / "20200101-000000-damaged"
+        damaged.mkdir()
+        (damaged / "config.json").write_text("{not json")
+        for asked, status in (("x" * 300, 404), (damaged.name, 422)):
+            reply = page.request.get(server + FEED_PATH.format(run_id=asked))
+            assert reply.status == status, (asked, reply.status)
         browser.close()
         folder = RunFolder(tmp_path / "runs" / run_id)
         assert folder.read_status()["state"] == "paused"  # closing every tab left it alone
     assert folder.read_status()["state"] == "stopped"  # stopping the server stopped it
     assert (folder.path / "checkpoints" / "latest.pt").is_file()
+    (log,) = tmp_path.glob("streamlit-*.log")
+    lines = log.read_text().splitlines()
+    assert not [line for line in lines if "Traceback" in line], lines
+    assert len([line for line in lines if "progress feed" in line]) == 1, lines  # the damaged

@@ -3,9 +3,11 @@ Ctrl-C / SIGTERM stopping a run as the app's Stop does."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -13,7 +15,7 @@ import torch
 
 from nas_engine.cli import Progress, main
 from nas_engine.device import available_cores, cpu_threads, resolve_device
-from nas_engine.runner import JOBS
+from nas_engine.runner import JOBS, Run
 from nas_engine.search import Search
 from nas_engine.store import RunFolder, list_runs
 from tests.test_search import without_timings
@@ -127,8 +129,8 @@ def test_ctrl_c_and_sigterm_stop_like_the_apps_stop_and_resume_writes_the_same_r
         assert (folder.path / "checkpoints" / "latest.pt").is_file()
         epoch_ends = {r["epoch"]: r["step"] for r in folder.read_records()
                       if r["kind"] == "epoch"}
-        for epoch, path in folder.checkpoints().items():  # end-of-epoch states only
-            state = torch.load(path, weights_only=False)
+        for epoch in folder.checkpoints():  # end-of-epoch states only
+            state = folder.load_checkpoint(epoch)
             assert (state["epoch"], state["step_count"]) == (epoch, epoch_ends[epoch])
             assert state["step_count"] == epoch * epoch_ends[1]
         codes.append(main(command))
@@ -137,3 +139,50 @@ def test_ctrl_c_and_sigterm_stop_like_the_apps_stop_and_resume_writes_the_same_r
     assert sorted(folder.checkpoints()) == list(range(1, 9))
     config = folder.read_config()
     assert without_timings(folder.read_records()) == without_timings(Search(config).run())
+
+
+def test_a_second_ctrl_c_quits_at_once_and_the_run_still_stops(tmp_path, capsys,
+                                                                monkeypatch) -> None:
+    stopping, runs = threading.Event(), []
+    stop = Run.stop
+
+    def stop_and_tell(self) -> None:
+        stop(self)
+        runs.append(self)
+        stopping.set()
+
+    def build(config, recorder):
+        search = Search(config, recorder)
+        step = search.strategy.step
+
+        def interrupted(*args):
+            if search.step_count == 1:  # the 2nd step: Ctrl-C, then Ctrl-C while it stops
+                os.kill(os.getpid(), signal.SIGINT)
+                assert stopping.wait(60)
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.2)  # the main thread quits before this step ends
+            return step(*args)
+
+        search.strategy.step = interrupted
+        return search
+
+    monkeypatch.setattr(Run, "stop", stop_and_tell)
+    monkeypatch.setitem(JOBS, "search", build)
+    assert main(["search", "--space", "nb201", "--epochs", "2", "--device", "cpu",
+                 "--runs-dir", str(tmp_path), "--quiet", *TINY]) == 130
+    (folder,) = list_runs(tmp_path)
+    assert capsys.readouterr().err.splitlines() == [f"interrupted; resume from {folder.path}"]
+    (run,) = runs  # its worker still ends its step, checkpoints and stops (a join cut by
+    assert run.wait_for(lambda s: s.state == "stopped", 60)  # Ctrl-C may not wait again)
+    assert folder.read_status()["state"] == "stopped"
+    assert folder.load_checkpoint()["step_count"] == 2
+
+
+def test_ctrl_c_before_the_run_starts_is_one_line(tmp_path, capsys, monkeypatch) -> None:
+    def interrupted(config):
+        raise KeyboardInterrupt  # e.g. while a large dataset loads
+
+    monkeypatch.setattr("nas_engine.runner.preflight", interrupted)
+    assert main(["search", "--runs-dir", str(tmp_path), *TINY]) == 130
+    assert capsys.readouterr().err.splitlines() == ["interrupted before the run started"]
+    assert not list_runs(tmp_path)

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from nas_engine import live, snapshot
+from nas_engine.cli import summary as shown
 from nas_engine.config import RUN_KINDS, SearchConfig
 from nas_engine.runner import JOBS, Run, RunRegistry, RunSummary
 from nas_engine.search import Search
@@ -139,6 +140,7 @@ def test_sigkilled_process_leaves_readable_resumable_folder(tmp_path) -> None:
     epochs = [r["epoch"] for r in records if r["kind"] == "epoch"]
     assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) >= 2
     assert folder.effective_state() == "interrupted"
+    assert "state    interrupted" in shown(folder).splitlines()  # what `show` prints
     registry = RunRegistry(runs)
     (summary,) = registry.list()
     assert summary.state == "interrupted" and summary.epoch >= 2
@@ -300,20 +302,25 @@ def test_the_snapshot_names_the_speed_limit_as_live_declares_it() -> None:
 
 
 def test_the_recorder_is_the_only_writer(tmp_path) -> None:
-    writes = ("write", "append", "save", "keep", "create")
+    writes = ("write", "append", "save", "keep", "create", "set_aside", "close")
     assert not [name for name in vars(RunFolder) if name.startswith(writes)]
     recorder = Recorder.create(tmp_path, tiny())
     assert json.loads((recorder.path / "config.json").read_text())["kind"] == "search"
     assert recorder.read_status()["state"] == "created"
     with pytest.raises(ValueError, match="'runing' is not a valid RunState"):
         recorder.write_status("runing")
-    recorder.save_checkpoint({"at": 2}, 2)
-    recorder.save_checkpoint({"at": 1}, 1)
-    recorder.save_checkpoint({"at": "mid-epoch"})
+
+    def state(epoch, step):
+        return {"epoch": epoch, "step_count": step, "records": 0, "config": {}}
+
+    recorder.save_checkpoint(state(2, 8), 2)
+    recorder.save_checkpoint(state(1, 4), 1)
+    recorder.save_checkpoint(state(1, 6))
     assert recorder.checkpoint_epochs == (1, 2) == tuple(RunFolder(recorder.path).checkpoints())
-    assert recorder.load_checkpoint() == {"at": "mid-epoch"}  # latest.pt first
-    recorder.append_record({"kind": "step", "step": 1})
-    recorder.append_record({"kind": "step", "step": 2})
-    recorder.keep_records(1)
+    assert recorder.load_checkpoint() == state(1, 6)  # latest.pt first
+    assert recorder.load_checkpoint(2) == state(2, 8)
+    recorder.append_record({"kind": "step", "step": 1, "epoch": 0})
+    recorder.append_record({"kind": "step", "step": 2, "epoch": 0})
+    recorder.keep_records(recorder.log_prefix(1))
     assert recorder.record_count == 1 and RunFolder(recorder.path).read_records() == [
-        {"kind": "step", "step": 1}]
+        {"kind": "step", "step": 1, "epoch": 0}]

@@ -77,6 +77,7 @@ def write_run(root, space: str = "darts", epochs: int = 3, steps_per_epoch: int 
                                   **(hessian_fields(epoch) if epoch % 2 == 0 else {}),
                                   "alarm": {**ALARM, "epoch": alarm_at} if fired else None})
     folder.write_status("finished")
+    folder.close()  # a finished run's writer lets go of its folder
     return Run.open(folder.path)
 
 

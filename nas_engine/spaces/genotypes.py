@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nas_engine.catalog import SPACE_OPS
 from nas_engine.spaces.dag import edge_count, edge_list
 
 Weights = np.ndarray | torch.Tensor | Sequence[Sequence[float]]
@@ -267,3 +268,32 @@ def skip_count_darts(g: DartsGenotype, cell: str = "normal") -> int:
 def skip_count_nb201(g: NB201Genotype) -> int:
     """skip_connect edges in the cell; 6 is the fully collapsed cell."""
     return sum(op == SKIP for op, _ in g.edges)
+
+
+def parse_genotype(space: str, text: str) -> DartsGenotype | NB201Genotype:
+    """A pasted cell: `Genotype(...)` for darts, the arch string for nb201; every op must be
+    one of the space's."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("the cell is empty")
+    if space == "darts":
+        genotype = darts_from_text(text)
+        ops = [op for op, _ in (*genotype.normal, *genotype.reduce)]
+    elif space == "nb201":
+        genotype = NB201Genotype.from_arch_str(text)
+        ops = [op for op, _ in genotype.edges]
+    else:
+        raise ValueError(f"no genotype format for space {space!r}")
+    unknown = sorted(set(ops) - set(SPACE_OPS[space]))
+    if unknown:
+        raise ValueError(f"unknown op {unknown[0]!r} (the {space} ops: "
+                         f"{', '.join(SPACE_OPS[space])})")
+    return genotype
+
+
+def genotype_from_dict(space: str, d: dict[str, Any]) -> DartsGenotype | NB201Genotype:
+    """A genotype as records and genotype.json hold it."""
+    if space == "darts":
+        return darts_from_dict(d)
+    if space == "nb201":
+        return nb201_from_dict(d)
+    raise ValueError(f"no genotype format for space {space!r}")

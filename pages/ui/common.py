@@ -1,6 +1,6 @@
-"""What every page shares: the process-wide run registry, the error boundary, the run picker,
-page addresses, and a small figure memo shared by every tab, so a run that has not moved costs
-no rebuilding.
+"""What every page shares: the process-wide run registry, the server's data policy, the error
+boundary, the run picker, page addresses, and a small figure memo shared by every tab, so a run
+that has not moved costs no rebuilding.
 
 The pages are app.py (home) and the files in pages/; Streamlit does not look for pages in this
 folder (pages/ui/), so what is here is only imported.
@@ -26,8 +26,10 @@ import torch
 
 from nas_engine.config import DataConfig, SearchConfig
 from nas_engine.data import load_images
+from nas_engine.evaluation.training import retrain_config
 from nas_engine.runner import Run, RunRegistry
-from nas_engine.store import list_runs
+from nas_engine.snapshot import Snapshot
+from nas_engine.store import RunFolderError, list_runs
 
 T = TypeVar("T")
 
@@ -37,6 +39,11 @@ _memo_lock = threading.Lock()
 _registries: list[RunRegistry] = []  # made by this process (one per runs folder)
 
 RUNS_DIR_ENV = "ALPHASCOPE_RUNS_DIR"
+DATA_DIR_ENV = "ALPHASCOPE_DATA_DIR"
+DOWNLOAD_ENV = "ALPHASCOPE_ALLOW_DOWNLOAD"
+SERVER_SETTINGS = ("data", "data.root", "data.download")  # set by the server, not by visitors
+SHOWN_ID_CHARS = 60  # a longer run id (garbage in a URL) is cut short in messages
+NAME_MAX_BYTES = 255  # the longest file name the usual file systems take
 
 # Page files, as st.switch_page / st.page_link name them.
 HOME = "app.py"
@@ -92,6 +99,56 @@ def registry() -> RunRegistry:
     """The one registry of this server process: every tab and every session sees the same
     runs, and a run goes on when its tabs close."""
     return _registry(str(runs_dir()))
+
+
+def own_run(run_id: str) -> Run | None:
+    """The run `run_id` if this process runs it (its snapshot is in memory), else None."""
+    return next((run for run in registry().live_runs() if run.run_id == run_id), None)
+
+
+# -- the server's data -------------------------------------------------------------------------
+# Visitors pick a dataset, never a path: whoever starts the server decides where datasets live
+# and whether the app may download them, so no visitor can make it create folders or fetch
+# files anywhere its user can write. (The CLI keeps data.root and data.download.)
+def data_dir() -> Path:
+    """`./data` unless ALPHASCOPE_DATA_DIR names another folder."""
+    return Path(os.environ.get(DATA_DIR_ENV) or "data").expanduser().resolve()
+
+
+def downloads_allowed() -> bool:
+    """Only when the server was started with ALPHASCOPE_ALLOW_DOWNLOAD=1."""
+    return os.environ.get(DOWNLOAD_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def served(config: SearchConfig) -> SearchConfig:
+    """`config` reading its dataset from the server's data folder, downloading it there only
+    where the server allows it, whatever `config` said."""
+    return config.with_changes({"data.root": str(data_dir()),
+                                "data.download": downloads_allowed()})
+
+
+def data_refusal(config: SearchConfig, run_id: str) -> str | None:
+    """Why the app must not run `config` again (Continue, Branch), or None: its dataset would
+    come from another folder than the server's (a run started from the CLI), or be downloaded
+    where the server allows no downloads. The CLI can still continue it."""
+    data = config.data
+    if not data.reads_root:
+        return None
+    root = Path(data.root).expanduser().resolve()
+    if root != data_dir():
+        return (f"run {run_id} reads {data.name} from {root}, not from this server's data "
+                f"folder {data_dir()}; continue or branch it from the command line")
+    if data.download and not downloads_allowed():
+        return (f"run {run_id} may download {data.name}, and this server allows no downloads "
+                f"({DOWNLOAD_ENV}=1 when it starts); continue or branch it from the command "
+                "line")
+    return None
+
+
+def _require_served_data(run: Run) -> None:
+    refusal = data_refusal(run.config, run.run_id)
+    if refusal:
+        raise ValueError(refusal)
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -173,13 +230,58 @@ def call(action: Callable[..., Any], *args: Any) -> None:
 
 
 # -- runs in the URL -------------------------------------------------------------------------
+def shown_id(run_id: str) -> str:
+    """A run id as a message quotes it, a long one cut short."""
+    return repr(run_id if len(run_id) <= SHOWN_ID_CHARS else run_id[:SHOWN_ID_CHARS] + "…")
+
+
+def plausible_run_id(run_id: str) -> bool:
+    """Whether `run_id` could name a folder under the runs folder: one path part, not longer
+    than a file name may be (the OS raises for a longer one instead of finding nothing)."""
+    return (0 < len(run_id.encode("utf-8", "surrogatepass")) <= NAME_MAX_BYTES
+            and run_id not in (".", "..") and not any(c in run_id for c in "/\\\0"))
+
+
+def reason(exc: BaseException, folder: Path | None = None) -> str:
+    """An exception as one short line; a file of the run folder `folder` named within it, as
+    the runs table names it (no server path in a visitor's message)."""
+    if isinstance(exc, RunFolderError) and folder and exc.path.is_relative_to(folder):
+        text = [f"{exc.path.relative_to(folder)}: {exc.reason}"]
+    else:
+        text = str(exc).strip().splitlines()
+    line = text[0] if text else type(exc).__name__
+    return line if len(line) <= 200 else line[:200] + "…"
+
+
+def try_open(run_id: str) -> tuple[Run | None, str | None]:
+    """The run `run_id`, or None and why not ("no such run", "unreadable: ..."). A damaged
+    folder is a finding the page states, not a failure of the page."""
+    if not plausible_run_id(run_id):
+        return None, "no such run"
+    try:
+        run = registry().get(run_id)
+    except Exception as exc:  # a damaged folder fails in many ways; each is named, not raised
+        return None, f"unreadable: {reason(exc, registry().runs_dir / run_id)}"
+    return (run, None) if run is not None else (None, "no such run")
+
+
+def open_run(run_id: str) -> Run | None:
+    """`try_open`, saying why not on the page."""
+    run, problem = try_open(run_id)
+    if run is None:
+        st.warning(f"Run {shown_id(run_id)} cannot be opened: {problem}.",
+                   icon=":material/warning:")
+    return run
+
+
 def pick_run(key: str = "run") -> Run | None:
     """The run named by `?run=ID` (so a refresh, a second tab or a shared link shows it), or
-    one picked here, which then goes into the URL."""
+    one picked here, which then goes into the URL. A bad id or folder gives one message."""
     runs = [folder.run_id for folder in list_runs(runs_dir())]
     wanted = st.query_params.get(key)
     if wanted and wanted not in runs:
-        st.warning(f"There is no run {wanted!r} under {runs_dir()}. Pick one below.")
+        st.warning(f"There is no run {shown_id(wanted)} under {runs_dir()}. Pick one below.",
+                   icon=":material/warning:")
         wanted = None
     if not runs:
         st.info("No runs yet: start one from the home page or the Search page.")
@@ -191,17 +293,57 @@ def pick_run(key: str = "run") -> Run | None:
         return None
     if chosen != wanted:
         st.query_params[key] = chosen
-    return registry().get(chosen)
+    return open_run(chosen)
+
+
+def create_run(config: SearchConfig, label: str = "", live: dict[str, float] | None = None
+               ) -> Run:
+    """Create and start a run of `config` on the server's data (`served`)."""
+    run = registry().create(served(config), label=label)
+    for name, value in (live or {}).items():
+        run.set(name, value)
+    return run.start()
 
 
 def start_run(config: SearchConfig, label: str = "", live: dict[str, float] | None = None
               ) -> None:
-    """Create and start a run, then open its live view (the run id goes into the URL)."""
-    run = registry().create(config, label=label)
-    for name, value in (live or {}).items():
-        run.set(name, value)
-    run.start()
+    """`create_run`, then open its live view (the run id goes into the URL)."""
+    run = create_run(config, label, live)
     st.switch_page(LIVE, query_params={"run": run.run_id})
+
+
+def branch_run(run: Run, epoch: int, changes: dict[str, Any]) -> Run:
+    """A started branch of `run` (`RunRegistry.branch`); ValueError where `data_refusal`
+    refuses it."""
+    _require_served_data(run)
+    return registry().branch(run.run_id, epoch, changes).start()
+
+
+def recorded_cells(snap: Snapshot) -> dict[str, tuple[int | None, dict[str, Any]]]:
+    """The cells a search has recorded, by label: each finished epoch's, and the newest."""
+    cells: dict[str, tuple[int | None, dict[str, Any]]] = {
+        f"end of epoch {int(e)}": (int(e), g)
+        for e, g in zip(snap.epochs.epoch, snap.epochs.genotypes) if g}
+    latest = (snap.latest or {}).get("genotype")
+    if latest:
+        cells[f"now (step {snap.step})"] = (None, latest)
+    return cells
+
+
+def retrain_run(run: Run, snap: Snapshot, genotype: dict[str, Any], epoch: int | None,
+                profile: str, seed: int) -> Run:
+    """A started `train` run of a search's cell on the server's copy of the hard offline
+    task, its lineage naming the search and the epoch (None: the cell as it was then)."""
+    config = retrain_config(snap.config, genotype, profile, seed=seed)
+    lineage = {"parent": run.run_id, "epoch": epoch, "step": snap.step, "retrain": True}
+    return registry().create(served(config), label="train", lineage=lineage).start()
+
+
+def continue_run(run: Run) -> Run:
+    """`run` resumed and started (`RunRegistry.resume`); ValueError where `data_refusal`
+    refuses it."""
+    _require_served_data(run)
+    return registry().resume(run.run_id).start()
 
 
 def memo(name: str, stamp: tuple[Any, ...], build: Callable[[], T]) -> T:

@@ -101,6 +101,29 @@ def diagnostics_strip(snap: Snapshot) -> None:
     explain("diagnostics")
 
 
+@guarded("The retrained result could not be shown")
+def retrain_result(snap: Snapshot) -> None:
+    """A retrain's cell and, after its last epoch, its result on the held-out test images."""
+    config = snap.config
+    st.markdown(f"**The cell** · `{config.train.genotype}`")
+    latest = snap.latest or {}
+    if "test_acc" not in latest:
+        st.info(f"Training from scratch ({config.train.profile} profile, {config.epochs} "
+                "epochs); the test accuracy comes after the last epoch, on images no search "
+                "has seen.")
+        return
+    columns = st.columns(4)
+    columns[0].metric("test accuracy", f"{latest['test_acc']:.3f}", border=True,
+                      help="on the dataset's held-out test images")
+    columns[1].metric("parameters", f"{latest['params']:,}", border=True,
+                      help="without the auxiliary head")
+    columns[2].metric("FLOPs", f"{latest['flops'] / 1e6:.1f} M", border=True,
+                      help="multiply-accumulates of the convolutions and linear layers, one "
+                           "image")
+    columns[3].metric("latency", f"{latest['latency_ms']:.2f} ms", border=True,
+                      help="one image, CPU, eval mode (median of 20)")
+
+
 def run_header(snap: Snapshot) -> None:
     icon = f":material/{STATE_ICONS[snap.state]}:"
     config = snap.config
@@ -108,7 +131,13 @@ def run_header(snap: Snapshot) -> None:
     lineage = snap.lineage
     line = (f"{config.space} space · {config.data.name} · {len(config.ops or [])} ops · "
             f"seed {config.seed} · {config.strategy.name} ({config.strategy.order} order)")
-    if lineage:
+    if config.kind == "train":
+        line = (f"retraining a {config.space} cell · {config.data.name} · seed {config.seed} · "
+                f"{config.train.profile} profile")
+    if lineage and lineage.get("retrain"):
+        at = "as it was" if lineage.get("epoch") is None else f"at epoch {lineage['epoch']}"
+        line += f" · the cell of `{lineage['parent']}` {at}"
+    elif lineage:
         changes = ", ".join(f"{k}={v}" for k, v in lineage.get("changes", {}).items())
         line += f" · branched from `{lineage['parent']}` at epoch {lineage['epoch']}"
         line += f" ({changes})" if changes else ""

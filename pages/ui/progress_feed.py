@@ -7,11 +7,14 @@ JSON request, not a script run whose messages make the browser re-render every e
 page: with the browser on the search's machine, that re-rendering was most of what watching
 cost the search (see benchmarks/app_latency.py).
 
-`app.py` serves the route (`streamlit run app.py` finds the `st.App` there).
+`app.py` serves the route (`streamlit run app.py` finds the `st.App` there). A poll costs no
+read of the run's log: a run of this process answers from its snapshot in memory, one that
+another process runs (the CLI) from its status and the log's last record, read from the end.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,11 +27,15 @@ from starlette.routing import Route
 
 from nas_engine.runner import Run
 from nas_engine.snapshot import Snapshot
+from nas_engine.store import RunFolder
 from pages.ui import common
+
+log = logging.getLogger(__name__)
 
 POLL_MS = 1000  # how often a live page reads the newest snapshot
 FIRST_POLL_MS = 250  # ... while it waits for a new run's first α
 FEED_PATH = "/alphascope/progress/{run_id}"
+BUILDING = {"fraction": 0.0, "text": "building the supernet and loading the data…"}
 
 _HTML = '<div class="text"></div><div class="track"><div class="bar"></div></div>'
 _CSS = """
@@ -56,42 +63,70 @@ def outside_records(snap: Snapshot) -> tuple[Any, ...]:
             len(snap.live_changes))
 
 
+def _bar(epochs: int, epoch: int, step: int, total_steps: int, searched_s: float,
+         eta_s: float | None) -> dict[str, Any]:
+    """The bar's fraction and text."""
+    if total_steps:
+        done, where = step / total_steps, f"step {step}/{total_steps}"
+    else:  # a run read from disk: its epoch length is known only to a live search
+        done, where = epoch / epochs, f"step {step}"
+    eta = f" · about {_duration(eta_s)} left" if eta_s else ""
+    current = min(epoch + 1, epochs)  # 1-based, as the charts name epochs
+    return {"fraction": min(done, 1.0),
+            "text": f"epoch {current}/{epochs} · {where} · {_duration(searched_s)} searched{eta}"}
+
+
 def progress_line(snap: Snapshot) -> dict[str, Any]:
     """The bar's fraction, its text, and the stamp of what a page drawn from `snap` shows
     (`outside_records` and the records; the step count moves only the bar)."""
-    epochs = snap.config.epochs
     stamp = "|".join(map(str, (*outside_records(snap), len(snap.steps))))
-    if snap.total_steps:
-        done, where = snap.progress, f"step {snap.step}/{snap.total_steps}"
-    elif snap.is_active:
-        return {"fraction": 0.0, "text": "building the supernet and loading the data…",
-                "stamp": stamp}
-    else:  # a run read from disk: its epoch length is known only to a live search
-        done, where = snap.epoch / epochs, f"step {snap.step}"
-    eta = f" · about {_duration(snap.eta_s)} left" if snap.eta_s and snap.is_active else ""
+    if snap.is_active and not snap.total_steps:
+        return {**BUILDING, "stamp": stamp}
     searched = max(snap.elapsed_s, (snap.latest or {}).get("time_s", 0.0))
-    current = min(snap.epoch + 1, epochs)  # 1-based, as the charts name epochs
-    return {"fraction": min(done, 1.0), "stamp": stamp,
-            "text": f"epoch {current}/{epochs} · {where} · {_duration(searched)} searched{eta}"}
+    return {"stamp": stamp, **_bar(snap.config.epochs, snap.epoch, snap.step, snap.total_steps,
+                                   searched, snap.eta_s if snap.is_active else None)}
+
+
+def folder_line(folder: RunFolder) -> dict[str, Any]:
+    """`progress_line` of a run that another process runs, from small reads: its status, its
+    config and the log's last record (read from the end). Its stamp is the state, the log's
+    size and the checkpoints, which every new record or state changes."""
+    state = folder.effective_state()
+    log_file = folder.path / "metrics.jsonl"
+    size = log_file.stat().st_size if log_file.is_file() else 0
+    stamp = "|".join(map(str, (state, size, tuple(folder.checkpoints()))))
+    latest = folder.last_record()
+    if latest is None and state.is_active:
+        return {**BUILDING, "stamp": stamp}
+    latest = latest or {}
+    return {"stamp": stamp, **_bar(folder.read_config().epochs, latest.get("epoch", 0),
+                                   latest.get("step", 0), 0, latest.get("time_s", 0.0), None)}
 
 
 def follow(run: Run, page_snap: Snapshot, draw: Callable[[Snapshot], None]) -> None:
     """The run's progress line and `draw(snapshot)` under it, in a fragment. The line polls
     while the run can change by itself (never otherwise) and reruns the fragment when a record
     has arrived; the fragment reruns the whole page (drawn from `page_snap`) when what lies
-    outside it has moved (`outside_records`). It has an error boundary of its own: its own
-    reruns do not pass through the page's."""
+    outside it has moved (`outside_records`). A run that another process runs is read again
+    on each rerun, the line as the feed reads it (`folder_line`). The fragment has an error
+    boundary of its own: its own reruns do not pass through the page's."""
+
+    elsewhere = page_snap.is_active and common.own_run(run.run_id) is None
 
     @st.fragment
     @common.guarded("The progress and the charts could not be drawn")
     def records() -> None:
-        snap = run.snapshot()
+        if elsewhere:  # the line as the feed reads it, then the records again: they hold
+            line = folder_line(run.folder)  # at least what the line's stamp counts
+            snap = (common.registry().get(run.run_id) or run).snapshot()
+        else:
+            snap = run.snapshot()
+            line = progress_line(snap)
         if outside_records(snap) != outside_records(page_snap):
             st.rerun()
         every_ms = (FIRST_POLL_MS if snap.latest is None else POLL_MS) if snap.is_active else 0
         _progress_bar(key=f"progress:{snap.run_id}", on_stale_change=lambda: None, data={
-            "line": progress_line(snap),
-            "url": FEED_PATH.format(run_id=quote(snap.run_id, safe="")),
+            "line": line, "url": FEED_PATH.format(run_id=quote(snap.run_id, safe="")),
             "every_ms": every_ms})
         draw(snap)
 
@@ -99,10 +134,24 @@ def follow(run: Run, page_snap: Snapshot, draw: Callable[[Snapshot], None]) -> N
 
 
 def _feed(request: Request) -> JSONResponse:
-    run = common.registry().get(request.path_params["run_id"])
-    if run is None:
-        return JSONResponse({"error": "no such run"}, status_code=404)
-    return JSONResponse(progress_line(run.snapshot()))
+    """The progress line of `run_id` (`progress_line`, `folder_line`); 404 for an id that names
+    no run, 422 and one short log line for a folder that cannot be read."""
+    run_id = request.path_params["run_id"]
+    missing = JSONResponse({"error": "no such run"}, status_code=404)
+    if not common.plausible_run_id(run_id):
+        return missing
+    run = common.own_run(run_id)
+    if run is not None:
+        return JSONResponse(progress_line(run.snapshot()))
+    folder = RunFolder(common.registry().runs_dir / run_id)
+    if not (folder.path / "config.json").is_file():
+        return missing
+    try:
+        return JSONResponse(folder_line(folder))
+    except Exception as exc:  # a damaged folder: said in one line, never a traceback
+        problem = f"unreadable: {common.reason(exc, folder.path)}"
+        log.warning("progress feed: run %s is %s", common.shown_id(run_id), problem)
+        return JSONResponse({"error": problem}, status_code=422)
 
 
 ROUTES = [Route(FEED_PATH, _feed)]
