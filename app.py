@@ -18,7 +18,10 @@ import pandas as pd
 import streamlit as st
 
 from nas_engine import config as cfg
+from nas_engine.evaluation import results
+from nas_engine.evaluations import EvaluationsDB
 from nas_engine.runner import RunSummary
+from nas_engine.store import RunFolder
 from pages.ui import common, progress_feed
 
 BLURBS = {
@@ -31,7 +34,7 @@ BLURBS = {
 }
 
 COLUMNS = ["open", "run", "kind", "state", "space", "dataset", "epoch", "skip count", "alarm",
-           "started", "branched from"]
+           "retrained", "started", "branched from"]
 
 
 def _blurb(name: str, config: cfg.SearchConfig) -> str:
@@ -59,15 +62,18 @@ def _alarm(summary: RunSummary) -> str:
     return f"collapse ({alarm.get('rule')}, epoch {alarm.get('epoch')})" if alarm else ""
 
 
-def _row(s: RunSummary) -> dict[str, Any]:
+def _row(s: RunSummary, db: EvaluationsDB) -> dict[str, Any]:
     """A run's row; a folder that cannot be read is a row too, its state saying why (one bad
-    folder must not hide the others)."""
+    folder must not hide the others). `retrained`: its cell's test accuracy from the
+    evaluations database, where it was retrained."""
     row = {"open": f"live?run={quote(s.run_id, safe='')}", "run": s.run_id}
     if s.problem is not None:
         return {**row, "state": s.problem, "started": s.started}
+    rows = results.of_folder(db, RunFolder(common.runs_dir() / s.run_id))
     return {**row, "kind": s.kind, "state": s.state.value, "space": s.space,
             "dataset": s.dataset, "epoch": f"{s.epoch}/{s.epochs}", "skip count": s.skip_count,
-            "alarm": _alarm(s), "started": s.started, "branched from": s.parent or ""}
+            "alarm": _alarm(s), "retrained": results.summary(rows), "started": s.started,
+            "branched from": s.parent or ""}
 
 
 def runs_table() -> None:
@@ -75,12 +81,17 @@ def runs_table() -> None:
     if not summaries:
         st.info("No runs yet. Start a preset above, or configure one on the Search page.")
         return
-    table = pd.DataFrame([_row(s) for s in summaries], columns=COLUMNS)
+    db = EvaluationsDB(common.runs_dir())
+    table = pd.DataFrame([_row(s, db) for s in summaries], columns=COLUMNS)
     picked = st.dataframe(
         table, hide_index=True, on_select="rerun", selection_mode="single-row", key="runs",
         column_config={"open": st.column_config.LinkColumn("open", display_text="open ↗",
                                                            help="the run's live view; the "
-                                                                "link can be shared")})
+                                                                "link can be shared"),
+                       "retrained": st.column_config.TextColumn(
+                           help="the cell's mean test accuracy retrained from scratch "
+                                "(how many retrains, which profiles): Retrain this cell in "
+                                "its live view")})
     st.caption("Click a row to open its live view (or the ↗ link for a new tab). Runs go on "
                "when every tab is closed.")
     rows = picked.selection.rows if picked else []

@@ -1,8 +1,10 @@
 """`python -m nas_engine`: the engine without the browser.
 
     search   run a search into a new run folder, with a progress line
+    train    retrain a cell from scratch and score it on held-out images (cached)
     resume   continue a stopped or interrupted run (optionally for more epochs)
     show     summarise a run folder
+    params   list the live parameters a run of a config declares
 
 Exit codes: 0 done; 2 refused before anything ran (a mistake in the arguments or settings, or
 a run folder that is damaged, edited or in use), with one line naming the problem; 1 the run
@@ -15,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import json
 import math
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
@@ -29,9 +33,11 @@ from nas_engine.config import (
     ORDERS,
     PRESETS,
     SPACE_OPS,
+    TRAIN_PROFILES,
     SearchConfig,
     parse_assignment,
     preset,
+    train_config,
 )
 from nas_engine.history import HistoryView
 from nas_engine.snapshot import Snapshot
@@ -69,6 +75,27 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any setting by dotted name, e.g. --set data.batch_size=32")
     search.add_argument("--quiet", action="store_true", help="no progress line")
+    train = commands.add_parser("train", help="retrain a cell and score it on held-out "
+                                               "images")
+    cell = train.add_mutually_exclusive_group(required=True)
+    cell.add_argument("--from", dest="source", metavar="RUN_DIR",
+                      help="a search run: its final cell, or its cell at --epoch")
+    cell.add_argument("--genotype", help="a DARTS cell: 'Genotype(normal=[...], ...)'")
+    cell.add_argument("--arch-str", help="an NB201 cell: '|op~0|+|op~0|op~1|+|...|'")
+    train.add_argument("--epoch", type=int, help="with --from: the cell at the end of epoch N")
+    train.add_argument("--profile", choices=sorted(TRAIN_PROFILES), default="classroom")
+    train.add_argument("--dataset", choices=DATASETS, default="digits_clutter")
+    train.add_argument("--seed", type=int, help="default: 0, or the search's with --from")
+    train.add_argument("--device", choices=DEVICES)
+    train.add_argument("--runs-dir", default="runs", help="where run folders go (./runs)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a profile setting, e.g. --set epochs=4")
+    train.add_argument("--json", action="store_true", help="print the result as one JSON "
+                                                           "object")
+    train.add_argument("--quiet", action="store_true", help="no progress line")
+    params = commands.add_parser("params", help="list the live parameters of a config")
+    params.add_argument("--preset", choices=sorted(PRESETS))
+    params.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     resume = commands.add_parser("resume", help="continue a stopped or interrupted run")
     resume.add_argument("run_dir")
     resume.add_argument("--epochs", type=int, help="run to this many epochs in all")
@@ -135,11 +162,16 @@ class Progress:
         filled = int(self.WIDTH * step / max(total, 1))
         bar = "#" * filled + "-" * (self.WIDTH - filled)
         text = (f"[{bar}] {step}/{total} ep {int(view.epoch[i])} "
-                f"train {view.train_loss[i]:.3f}/{100 * view.train_acc[i]:.0f}% "
-                f"val {view.val_loss[i]:.3f}")
+                f"train {view.train_loss[i]:.3f}/{100 * view.train_acc[i]:.0f}%")
+        if math.isfinite(view.val_loss[i]):
+            text += f" val {view.val_loss[i]:.3f}"
         if math.isfinite(view.val_acc[i]):
             text += f"/{100 * view.val_acc[i]:.0f}%"
-        return text + f" skip {int(view.skip_count[i])} | {_genotype_line(view.genotypes[i])}"
+        if math.isfinite(view.test_acc[i]):  # a retrain's last epoch
+            text += f" test {100 * view.test_acc[i]:.1f}%"
+        if view.genotypes[i]:  # a search's cell
+            text += f" skip {int(view.skip_count[i])} | {_genotype_line(view.genotypes[i])}"
+        return text
 
 
 def _genotype_line(genotype: dict[str, Any]) -> str:
@@ -164,6 +196,94 @@ def cmd_search(args: argparse.Namespace) -> int:
     return follow(RunRegistry(args.runs_dir).create(config).start(), args.quiet)
 
 
+def train_from_args(args: argparse.Namespace) -> tuple[SearchConfig, dict[str, Any] | None]:
+    """The train run's config and, with --from, its lineage to the search."""
+    from nas_engine.evaluation.training import retrain_config
+
+    changes = dict(parse_assignment(item) for item in args.set)
+    if args.device is not None:
+        changes["device"] = args.device
+    if args.source is None:
+        if args.epoch is not None:
+            raise UsageError("--epoch goes with --from RUN_DIR")
+        space = "darts" if args.genotype is not None else "nb201"
+        text = args.genotype if args.genotype is not None else args.arch_str
+        return train_config(space, text, args.profile, args.dataset, args.seed or 0,
+                            changes), None
+    folder = RunFolder(args.source)
+    if not (folder.path / "config.json").is_file():
+        raise UsageError(f"--from {args.source!r} is not a run folder (no config.json)")
+    search = folder.read_config()
+    if search.kind != "search":
+        raise UsageError(f"--from {args.source!r} is a {search.kind} run; give a search run")
+    if args.epoch is None:
+        record, genotype = folder.last_record(("epoch",)) or {}, folder.read_genotype()
+    else:
+        record = next((r for r in folder.read_records()
+                       if r.get("kind") == "epoch" and r.get("epoch") == args.epoch), {})
+        genotype = record.get("genotype")
+    if not genotype:
+        at = "any cell yet" if args.epoch is None else f"epoch {args.epoch}"
+        raise UsageError(f"--from {args.source!r} has not recorded {at}")
+    lineage = {"parent": folder.run_id, "epoch": args.epoch, "step": record.get("step"),
+               "retrain": True}
+    return retrain_config(search, genotype, args.profile, args.dataset, args.seed,
+                          changes), lineage
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Retrain a cell, unless the evaluations database has it already (then: its row)."""
+    from nas_engine.evaluation.training import evaluation_key
+    from nas_engine.evaluations import EvaluationsDB
+    from nas_engine.runner import RunRegistry, preflight
+
+    try:
+        check_runs_dir(args.runs_dir)
+        config, lineage = train_from_args(args)
+        key = evaluation_key(config)
+        db = EvaluationsDB(args.runs_dir)
+        stored = db.get(key)
+        if stored is None:
+            config = preflight(config)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    if stored is not None:
+        _print_result(stored, args.json)
+        return 0
+    run = RunRegistry(args.runs_dir).create(config, label="train", lineage=lineage).start()
+
+    def report(done: Run) -> None:
+        print(done.folder.path)
+        _print_result(dataclasses.replace(db.get(key), cached=False), args.json)
+
+    return follow(run, args.quiet, report)
+
+
+def _print_result(row: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(row.to_dict()))
+        return
+    where = f"cached from run {row.run_id}" if row.cached else f"run {row.run_id}"
+    print(f"test accuracy {row.test_acc:.4f} · val {row.val_acc:.4f} · {row.params:,} "
+          f"parameters · {row.flops / 1e6:.1f} M FLOPs · {row.latency_ms:.2f} ms · "
+          f"{row.seconds:.0f} s · {where}")
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    from nas_engine.live import live_parameters
+
+    base = preset(args.preset) if args.preset else SearchConfig().validate()
+    try:
+        config = base.with_changes(dict(parse_assignment(item) for item in args.set))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    for p in live_parameters(config).values():
+        bound = f"{'(' if p.low_open else '['}{p.low:g}, {p.high:g}]"
+        print(f"{p.name:<22}{p.config_path or '(the run' + chr(39) + 's own)':<30}{bound:<16}"
+              f"{p.help}")
+    return 0
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
     """Continue in the run's own folder through a `Run`, so the CLI and the app resume the
     same way (the log is cut back to the checkpoint, then rewritten identically)."""
@@ -180,7 +300,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return follow(run.start(), args.quiet)
 
 
-def follow(run: Run, quiet: bool) -> int:
+def _print_cell(run: Run) -> None:
+    genotype = run.folder.read_genotype() or {}
+    print(run.folder.path)
+    print(genotype.get("text") or genotype.get("arch_str", ""))
+
+
+def follow(run: Run, quiet: bool, report: Callable[[Run], None] = _print_cell) -> int:
     """Show a started run's progress until it ends, then its folder and genotype (exit 0), or
     its error (exit 1). Ctrl-C or SIGTERM stops it as the app's Stop does: the worker ends
     its step, checkpoints to latest.pt and marks the run stopped (exit 130)."""
@@ -215,9 +341,7 @@ def follow(run: Run, quiet: bool) -> int:
     if snap.state is RunState.FAILED:
         print(f"error: {snap.message}", file=sys.stderr)
         return 1
-    genotype = run.folder.read_genotype() or {}
-    print(run.folder.path)
-    print(genotype.get("text") or genotype.get("arch_str", ""))
+    report(run)
     return 0
 
 
@@ -288,7 +412,8 @@ def summary(folder: RunFolder) -> str:
     return "\n".join(lines)
 
 
-COMMANDS = {"search": cmd_search, "resume": cmd_resume, "show": cmd_show}
+COMMANDS = {"search": cmd_search, "train": cmd_train, "resume": cmd_resume, "show": cmd_show,
+            "params": cmd_params}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -97,8 +97,13 @@ _RESULTS = ("test_acc", "val_acc", "params", "flops", "latency_ms", "seconds", "
 
 
 class EvaluationsDB:
+    """The database under `runs_dir`; the file is made by the first write (a page that only
+    reads leaves the runs folder as it was)."""
+
     def __init__(self, runs_dir: str | Path) -> None:
         self.path = Path(runs_dir) / FILENAME
+
+    def _create(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
@@ -111,6 +116,8 @@ class EvaluationsDB:
             yield db
 
     def get(self, key: EvaluationKey) -> Evaluation | None:
+        if not self.path.exists():
+            return None
         where = " AND ".join(f"{c} = ?" for c in _KEY_COLUMNS)
         with self._connect() as db:
             row = db.execute(f"SELECT {', '.join(_RESULTS)} FROM evaluations WHERE {where}",
@@ -120,6 +127,7 @@ class EvaluationsDB:
     def put(self, evaluation: Evaluation) -> Evaluation:
         """Store the result unless the key has one already; returns the stored row (`cached`
         when another writer got there first)."""
+        self._create()
         values = [getattr(evaluation, c) for c in _RESULTS]
         columns = (*_KEY_COLUMNS, *_RESULTS)
         with self._connect() as db:
@@ -139,6 +147,8 @@ class EvaluationsDB:
         if unknown:
             raise ValueError(f"filter must be one of {', '.join(_KEY_COLUMNS)}; got "
                              f"{sorted(unknown)}")
+        if not self.path.exists():
+            return []
         clause = " AND ".join(f"{c} = ?" for c in where)
         query = f"SELECT {', '.join((*_KEY_COLUMNS, *_RESULTS))} FROM evaluations"
         with self._connect() as db:

@@ -506,10 +506,15 @@ class RunRegistry:
         self._runs: dict[str, Run] = {}
         self._lock = threading.Lock()
 
-    def create(self, config: SearchConfig, label: str = "") -> Run:
-        """A new run of `config.kind` (not started: call `start()`)."""
+    def create(self, config: SearchConfig, label: str = "",
+               lineage: dict[str, Any] | None = None) -> Run:
+        """A new run of `config.kind` (not started: call `start()`); `lineage` names where it
+        came from (a retrain: the search and epoch of its cell)."""
         config = config.validate()
-        return self._keep(Run(config, Recorder.create(self.runs_dir, config, label)))
+        recorder = Recorder.create(self.runs_dir, config, label)
+        if lineage is not None:
+            recorder.write_lineage(lineage)
+        return self._keep(Run(config, recorder, lineage=lineage))
 
     def _keep(self, run: Run) -> Run:
         with self._lock:

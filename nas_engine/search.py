@@ -66,6 +66,8 @@ class Search(EpochLoop):
                                            self._fixed_val_batch))
         super().__init__(recorder, device, len(self.train_stream), config.epochs,
                          config.record.log_every)
+        if recorder is not None:
+            recorder.write_split(images.test_split())
         self._epoch_records: list[Record] = []  # what the early-stop rules read
         self.alarm: Alarm | None = None
         self.early_stop: Alarm | None = None  # the alarm that ended the search, if one did

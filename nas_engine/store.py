@@ -450,6 +450,10 @@ class Recorder(RunFolder):
     def write_lineage(self, lineage: dict[str, Any]) -> None:
         _atomic_write_json(self.path / "lineage.json", lineage)
 
+    def write_split(self, split: dict[str, Any]) -> None:
+        """Which images the dataset holds out for testing (`ImageSet.test_split`)."""
+        _atomic_write_json(self.path / "split.json", split)
+
     def write_error(self, text: str) -> None:
         _atomic_write_bytes(self.path / "error.log", text.encode())
 

@@ -494,8 +494,11 @@ def genotype_text(genotype: Mapping[str, Any]) -> str:
     return str(genotype.get("text") or genotype.get("arch_str") or json.dumps(genotype))
 
 
-def compare_rows(snaps: Sequence[tuple[str, Snapshot]]) -> list[dict[str, Any]]:
-    """One row per run: where it stands, its collapse signals and its derived cell."""
+def compare_rows(snaps: Sequence[tuple[str, Snapshot]],
+                 retrained: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """One row per run: where it stands, its collapse signals, its derived cell, and beside the
+    supernet's validation accuracy the cell's retrained test accuracy where `retrained` (label
+    -> text) has one: R-DARTS' picture, a collapsed supernet can read the better of the two."""
     rows = []
     for label, snap in snaps:
         latest = snap.latest or {}
@@ -508,6 +511,7 @@ def compare_rows(snaps: Sequence[tuple[str, Snapshot]]) -> list[dict[str, Any]]:
             "skip count": latest.get("skip_count"),
             "entropy": None if latest.get("entropy") is None else round(latest["entropy"], 4),
             "val acc": _last(snap.epochs.val_acc),
+            "retrained test acc": (retrained or {}).get(label, ""),
             "genotype": genotype_text(latest["genotype"]) if "genotype" in latest else "",
         })
     return rows

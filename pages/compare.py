@@ -8,6 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from nas_engine import viz
+from nas_engine.evaluation import results
+from nas_engine.evaluations import EvaluationsDB
 from pages.ui import common, panels
 from pages.ui.teaching import explain
 
@@ -80,7 +82,14 @@ def page() -> None:
     st.plotly_chart(viz.compare_curves(snaps), key="compare-curves",
                     config=panels.PLOTLY_CONFIG)
     explain("compare")
-    st.dataframe(pd.DataFrame(viz.compare_rows(snaps)), hide_index=True)
+    db = EvaluationsDB(common.runs_dir())
+    retrained = {run_id: results.summary(results.of_folder(db, run.folder))
+                 for run_id, run, _ in opened if run is not None}
+    st.dataframe(pd.DataFrame(viz.compare_rows(snaps, retrained)), hide_index=True)
+    st.caption("*val acc* is the supernet's, on its validation half; *retrained test acc* is "
+               "the cell's own, trained from scratch and scored on held-out images (Retrain "
+               "this cell, in the live view). A collapsed supernet often has the better first "
+               "and the worse second.")
 
     st.subheader("The derived cells")
     for column, (run_id, snap) in zip(st.columns(len(snaps)), snaps):

@@ -354,3 +354,42 @@ def test_the_home_table_names_the_alarm_from_the_summary(app, tmp_path) -> None:
     table = at.dataframe[0].value
     assert table["alarm"].tolist() == [f"collapse ({ALARM['rule']}, epoch 2)"]
     assert table["kind"].tolist() == ["search"] and table["state"].tolist() == ["finished"]
+
+
+def test_retrain_this_cell_from_the_live_view(app, monkeypatch) -> None:
+    """Retrain a finished search's epoch-1 cell from its live view: a train run on the hard
+    task, its lineage naming the search and the epoch, its own live view showing the result;
+    the home table then shows the cell's retrained accuracy."""
+    from nas_engine import config as cfg
+
+    tiny_profile = {"epochs": 1, "network": {"channels": 4, "cells_per_stage": 1},
+                    "data": {"batch_size": 64, "train_portion": 0.9,
+                             "clutter": {"images": 300, "canvas": 12}},
+                    "optim": {"w_lr": 0.1, "w_lr_min": 0.0, "w_nesterov": True,
+                              "w_weight_decay": 5e-4},
+                    "train": {"auxiliary_weight": 0.0, "drop_path": 0.0, "cutout": 0}}
+    monkeypatch.setitem(cfg.TRAIN_PROFILES["classroom"], "nb201", tiny_profile)
+    at = app
+    at.run()
+    search = registry().create(served(tiny(epochs=2, **{"space": "nb201", "ops": None})))
+    search.start()
+    assert search.wait_for(lambda s: s.state == "finished", TIMEOUT)
+    on_page(at, "pages/live.py", run=search.run_id)
+    no_failure(at)
+    at.selectbox(key=f"retrain-at:{search.run_id}").set_value("end of epoch 1")
+    button(at, "Retrain").click().run()
+    no_failure(at)
+    child = registry().get(at.query_params["run"])
+    assert child is not None and child.config.kind == "train"
+    assert child.snapshot().lineage == {"parent": search.run_id, "epoch": 1, "step":
+                                        search.snapshot().step, "retrain": True}
+    epoch1 = search.snapshot().epochs.genotypes[0]
+    assert child.config.train.genotype == epoch1["arch_str"]
+    assert child.config.data.name == "digits_clutter"
+    assert child.wait_for(lambda s: s.state == "finished", TIMEOUT), child.snapshot().message
+    on_page(at, "pages/live.py", run=child.run_id)
+    no_failure(at)
+    shown = {m.label: m.value for m in at.metric}
+    result = child.snapshot().latest
+    assert shown["test accuracy"] == f"{result['test_acc']:.3f}"
+    assert shown["parameters"] == f"{result['params']:,}"

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from nas_engine.config import SearchConfig
+from nas_engine.data import load_images
 from nas_engine.search import Search
 from nas_engine.store import Recorder
 
@@ -32,6 +33,9 @@ def test_run_folder_has_every_key(tmp_path, space, cells, rows) -> None:
     search.run()
     saved = json.loads((folder.path / "config.json").read_text())
     assert saved["space"] == space and saved["seed"] == 0 and saved["ops"] == config.ops
+    assert saved["kind"] == "search"
+    split = json.loads((folder.path / "split.json").read_text())
+    assert split == load_images(config.data).test_split() and split["test_images"] == 360
     records = folder.read_records()
     epochs = [r for r in records if r["kind"] == "epoch"]
     steps = [r for r in records if r["kind"] == "step"]

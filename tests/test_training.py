@@ -4,6 +4,8 @@ it under the canonical key, drop path ramps, cutout cuts, and a resumed retrain 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from nas_engine.config import ConfigError, DataConfig, train_config
@@ -118,3 +120,50 @@ def test_a_resumed_retrain_is_exact() -> None:
     strip = lambda rs: [{k: v for k, v in r.items() if k != "latency_ms"}  # noqa: E731
                         for r in without_timings(rs)]
     assert strip(rest) == strip(whole[3:])
+
+
+CLI_TINY = ["--dataset", "digits", "--set", "epochs=2", "--set", "network.channels=4",
+            "--set", "data.subset=200", "--set", "threads=1", "--set", "device=cpu"]
+
+
+def test_cli_retrains_a_search_cell_once(tmp_path, capsys) -> None:
+    """`train --from RUN --epoch 1`: a train run with lineage to the search; the same request
+    again is the stored row (no new folder); --json carries the row's fields."""
+    from nas_engine.cli import main
+    from nas_engine.store import RunFolder, list_runs
+
+    assert main(["search", "--space", "nb201", "--epochs", "2", "--runs-dir", str(tmp_path),
+                 "--quiet", "--set", "data.subset=200", "--set", "network.channels=4",
+                 "--set", "threads=1", "--device", "cpu"]) == 0
+    search = capsys.readouterr().out.splitlines()[0]
+    argv = ["train", "--from", search, "--epoch", "1", "--runs-dir", str(tmp_path), "--quiet",
+            *CLI_TINY]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    folder = RunFolder(out[0])
+    assert folder.read_config().kind == "train" and out[1].startswith("test accuracy ")
+    lineage = folder.read_lineage()
+    assert lineage["parent"] == RunFolder(search).run_id and lineage["epoch"] == 1
+    epoch1 = next(r for r in RunFolder(search).read_records()
+                  if r["kind"] == "epoch" and r["epoch"] == 1)
+    assert folder.read_config().train.genotype == epoch1["genotype"]["arch_str"]
+    runs = len(list_runs(tmp_path))
+    assert main([*argv, "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["cached"] is True and row["run_id"] == folder.run_id
+    assert {"test_acc", "val_acc", "params", "flops", "latency_ms", "seconds"} <= set(row)
+    assert len(list_runs(tmp_path)) == runs  # nothing trained twice
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--arch-str", "|nor_conv_3x3~0|+|"], "train.genotype must be a nb201 cell"),
+    (["--genotype", "Genotype(normal=[])"], "train.genotype must be a darts cell"),
+    (["--arch-str", SKIP, "--epoch", "2"], "--epoch goes with --from RUN_DIR"),
+    (["--from", "/nonexistent/run"], "is not a run folder"),
+])
+def test_cli_train_mistakes_are_one_line(tmp_path, capsys, argv, needle) -> None:
+    from nas_engine.cli import main
+
+    assert main(["train", *argv, "--runs-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and needle in err and len(err.strip().splitlines()) == 1

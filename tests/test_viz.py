@@ -304,7 +304,8 @@ def test_svg_export_needs_dot(darts, monkeypatch) -> None:
 
 
 def test_compare_rows_and_curves(darts, nb201) -> None:
-    rows = viz.compare_rows([("a", darts), ("b", nb201)])
+    rows = viz.compare_rows([("a", darts), ("b", nb201)], {"b": "0.707 (3× classroom)"})
+    assert [r["retrained test acc"] for r in rows] == ["", "0.707 (3× classroom)"]
     assert [r["skip count"] for r in rows] == [darts.latest["skip_count"],
                                                 nb201.latest["skip_count"]]
     assert rows[0]["val acc"] == pytest.approx(darts.epochs.val_acc[-1], abs=1e-4)

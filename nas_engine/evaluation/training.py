@@ -51,14 +51,18 @@ def network_size(config: SearchConfig) -> dict[str, Any]:
 def profile_key(config: SearchConfig) -> str:
     """The profile's name when the run keeps its settings, else the name and a digest of what
     changed: a key in the evaluations database must say how the cell was trained."""
-    settings = json.loads(json.dumps(TRAIN_PROFILES[config.train.profile][config.space]))
-    actual = {section: ({k: getattr(getattr(config, section), k) for k in values}
-                        if isinstance(values, dict) else getattr(config, section))
-              for section, values in settings.items()}
+    settings = TRAIN_PROFILES[config.train.profile][config.space]
+    actual = _same_keys(config.to_dict(), settings)
     if actual == settings:
         return config.train.profile
     digest = hashlib.sha256(json.dumps(actual, sort_keys=True).encode()).hexdigest()[:10]
     return f"{config.train.profile}+{digest}"
+
+
+def _same_keys(values: dict[str, Any], template: dict[str, Any]) -> dict[str, Any]:
+    """`values` cut down to the keys `template` has, at every depth."""
+    return {k: _same_keys(values[k], t) if isinstance(t, dict) else values[k]
+            for k, t in template.items()}
 
 
 def evaluation_key(config: SearchConfig) -> EvaluationKey:
@@ -94,6 +98,8 @@ class Training(EpochLoop):
         self.test_split = images.test_split()
         super().__init__(recorder, device, len(self.train_stream), config.epochs,
                          config.record.log_every)
+        if recorder is not None:
+            recorder.write_split(self.test_split)
         self.result: Evaluation | None = None
 
     # -- a step ----------------------------------------------------------------------------
