@@ -45,8 +45,9 @@ def _blurb(name: str, config: cfg.SearchConfig) -> str:
 
 def one_click_presets() -> None:
     """Presets that run offline (the bundled digits), classroom first."""
-    names = sorted((n for n in cfg.PRESETS if cfg.PRESETS[n].get("data", {}).get("name",
-                    "digits") == "digits"), key=lambda n: (n != "classroom", n))
+    # In the order PRESETS lists them: the lesson's order (the demo before its cured twin).
+    names = [n for n in cfg.PRESETS
+             if cfg.PRESETS[n].get("data", {}).get("name", "digits") == "digits"]
     columns = st.columns(max(len(names), 1))
     for column, name in zip(columns, names):
         config = cfg.preset(name)

@@ -358,7 +358,7 @@ class TrainConfig:
 # two CPU cores; `paper` the published recipe (REFERENCE.md §5).
 TRAIN_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "classroom": {
-        "darts": {"epochs": 10, "network": {"channels": 16, "layers": 8},
+        "darts": {"epochs": 4, "network": {"channels": 8, "layers": 5},
                   "data": {"batch_size": 64, "train_portion": 0.9},
                   "optim": {"w_lr": 0.025, "w_lr_min": 0.0, "w_nesterov": False,
                             "w_weight_decay": 3e-4},

@@ -470,6 +470,13 @@ class Recorder(RunFolder):
             self._checkpoint_epochs = tuple(sorted({*self.checkpoint_epochs, epoch}))
         return path
 
+    def write_weights(self, state_dict: dict[str, Any]) -> Path:
+        """A retrained network's weights (`weights.pt`, the checkpoint format: its length and
+        checksum at the end, loadable with `torch.load(weights_only=True)`)."""
+        path = self.path / "weights.pt"
+        _atomic_write_bytes(path, checkpoints.encode(state_dict))
+        return path
+
     def set_aside(self, damaged: tuple[DamagedCheckpoint, ...]) -> None:
         """Rename damaged checkpoints to `<name>.damaged` (kept for a person to look at, no
         longer offered to branch or resume from)."""

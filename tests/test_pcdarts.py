@@ -234,3 +234,17 @@ def test_partial_must_divide_channels() -> None:
                          "strategy.pc_partial": 4})
     with pytest.raises(ValueError, match=r"^strategy\.pc_partial must be"):
         tiny("nb201", **{"strategy.pc_partial": 0})
+
+
+def test_lambda_max_says_it_covers_beta() -> None:
+    """Under PC-DARTS λmax is taken over α and β together (the arch parameters the optimiser
+    moves), and the record says so; under DARTS over α alone."""
+    measured = {"diagnostics.hessian_every": 1, "diagnostics.hessian_batch": 16,
+                "diagnostics.hessian_iterations": 3}
+    pc = Search(tiny("nb201", epochs=1, **{"strategy.name": "pcdarts", "strategy.pc_partial": 2,
+                                           "strategy.pc_warmup_epochs": 0, **measured}))
+    (record,) = [r for r in pc.run() if r["kind"] == "epoch"]
+    assert record["hessian_over"] == "α and β" and len(pc.model.arch_parameters()) == 2
+    darts = Search(tiny("nb201", epochs=1, **measured))
+    (record,) = [r for r in darts.run() if r["kind"] == "epoch"]
+    assert record["hessian_over"] == "α"

@@ -7,12 +7,18 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from nas_engine.config import ConfigError, DataConfig, train_config
 from nas_engine.data import BatchStream, load_images
 from nas_engine.evaluation.canonical import architecture_key
-from nas_engine.evaluation.networks import count_parameters
-from nas_engine.evaluation.training import Training, evaluation_key, profile_key
+from nas_engine.evaluation.networks import build_network, count_parameters
+from nas_engine.evaluation.training import (
+    Training,
+    evaluation_key,
+    network_size,
+    profile_key,
+)
 from nas_engine.evaluations import EvaluationsDB
 from nas_engine.spaces.genotypes import parse_genotype
 from nas_engine.store import Recorder
@@ -37,7 +43,7 @@ def tiny(space: str, genotype: str, **changes):  # noqa: ANN201
 
 def test_profiles_fill_every_setting() -> None:
     darts = train_config("darts", DARTS_V2)
-    assert (darts.epochs, darts.network.channels, darts.network.layers) == (10, 16, 8)
+    assert (darts.epochs, darts.network.channels, darts.network.layers) == (4, 8, 5)
     assert (darts.train.auxiliary_weight, darts.train.drop_path) == (0.4, 0.2)
     paper = train_config("darts", DARTS_V2, "paper")
     assert (paper.epochs, paper.network.channels, paper.network.layers, paper.data.batch_size,
@@ -77,6 +83,12 @@ def test_retrain_reports_its_result_on_held_out_images(tmp_path, space, genotype
     assert last["flops"] > 0 and last["latency_ms"] > 0
     assert last["test_split"] == load_images(DataConfig()).test_split()
     assert all("test_acc" not in r for r in records[:-1])
+    weights = torch.load(recorder.path / "weights.pt", weights_only=True)
+    rebuilt = build_network(space, parse_genotype(space, genotype), 1, 10, 8,
+                            **network_size(config))
+    rebuilt.load_state_dict(weights)  # the README's snippet: the weights load into the cell
+    assert all(torch.equal(a, b) for a, b in zip(rebuilt.state_dict().values(),
+                                                  training.model.state_dict().values()))
     row = EvaluationsDB(tmp_path).get(evaluation_key(config))
     assert row is not None and row.test_acc == last["test_acc"]
     assert row.run_id == recorder.run_id and row.arch_text == genotype

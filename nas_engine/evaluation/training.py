@@ -170,6 +170,8 @@ class Training(EpochLoop):
         self.scheduler.step()
         if self.epoch == self.epochs:
             self.result = self._store(record)
+            if self.recorder is not None:
+                self.recorder.write_weights(self.model.state_dict())
         if self.recorder is not None and self.config.record.checkpoint:
             self.recorder.save_checkpoint(self.state_dict(), self.epoch)
 
