@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import streamlit as st
 import torch
+from streamlit.testing.v1 import AppTest
+
+from pages.ui.common import DATA_DIR_ENV, DOWNLOAD_ENV, RUNS_DIR_ENV
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+APP_TIMEOUT = 120
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -14,3 +23,14 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    """The app under AppTest, on a runs folder and a data folder of its own."""
+    monkeypatch.setenv(RUNS_DIR_ENV, str(tmp_path / "runs"))
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
+    monkeypatch.delenv(DOWNLOAD_ENV, raising=False)
+    at = AppTest.from_file(APP, default_timeout=APP_TIMEOUT)
+    yield at
+    st.cache_resource.clear()  # on_release stops this test's runs

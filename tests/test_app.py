@@ -12,33 +12,21 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-import streamlit as st
 from starlette.requests import Request
 from streamlit.testing.v1 import AppTest
 
 from nas_engine.config import preset
 from nas_engine.store import RunFolder
 from pages.ui import progress_feed
-from pages.ui.common import DATA_DIR_ENV, DOWNLOAD_ENV, RUNS_DIR_ENV, registry, served
+from pages.ui.common import registry, served
 from tests.test_runner import tiny
 from tests.test_viz import ALARM, heatmap_arrays, write_run
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 120
 TINY = {  # widget key on the Search page -> value: a DARTS search of a few ms a step
     "cfg:network.layers": 3, "cfg:network.channels": 4, "cfg:data.subset": 200,
     "cfg:epochs": 50, "cfg:data.batch_size": 32,
 }
-
-
-@pytest.fixture
-def app(tmp_path, monkeypatch):
-    monkeypatch.setenv(RUNS_DIR_ENV, str(tmp_path / "runs"))
-    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
-    monkeypatch.delenv(DOWNLOAD_ENV, raising=False)
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    yield at
-    st.cache_resource.clear()  # on_release stops this test's runs
 
 
 def set_state(folder: Path, state: str) -> None:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
 from starlette.applications import Starlette
 from streamlit.testing.v1 import AppTest
 
@@ -27,13 +26,11 @@ from nas_engine.runner import Run
 from nas_engine.store import Recorder, RunFolder
 from pages.ui import progress_feed
 from pages.ui.common import (
-    DATA_DIR_ENV,
     DOWNLOAD_ENV,
-    RUNS_DIR_ENV,
     SHOWN_ID_CHARS,
     registry,
 )
-from tests.test_app import APP, TIMEOUT, button, on_page, progress, set_state
+from tests.test_app import TIMEOUT, button, on_page, progress, set_state
 from tests.test_runner import tiny
 from tests.test_viz import write_run
 
@@ -41,16 +38,6 @@ LONG = "x" * 300  # longer than any file name may be
 LONG_SHOWN = f"'{'x' * SHOWN_ID_CHARS}…'"
 UNREADABLE = ("unreadable: config.json: is not valid JSON (Expecting property name enclosed in "
               "double quotes: line 1 column 2 (char 1))")  # what `unreadable_folder` gives
-
-
-@pytest.fixture
-def app(tmp_path, monkeypatch):
-    monkeypatch.setenv(RUNS_DIR_ENV, str(tmp_path / "runs"))
-    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
-    monkeypatch.delenv(DOWNLOAD_ENV, raising=False)
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    yield at
-    st.cache_resource.clear()  # on_release stops this test's runs
 
 
 def ends_in_a_number(runs: Path, seed: int = 5) -> Run:
