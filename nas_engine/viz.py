@@ -130,20 +130,22 @@ def space_edges(snap: Snapshot) -> list[Edge]:
 
 # -- α heatmap -------------------------------------------------------------------------------
 def softmax_colour_scale(n_ops: int) -> dict[str, Any]:
-    """A fixed 0..1 scale, white at the uniform weight 1/n: blue below it (losing), reds at 2,
-    4 times it and at 1 (winning). Small early moves show, and colours compare over time."""
+    """A diverging scale centred on the uniform weight 1/n (white): red above it (winning),
+    blue below (losing), reaching as far as the data do (Vega-Lite takes the domain from the
+    data, around `domainMid`). On a fixed 0..1 scale the classroom heatmap (every weight
+    0.12-0.13 for 8 ops) was a white square; here its small moves show. The spec itself does
+    not depend on the data, so a live chart only swaps its numbers."""
     u = 1.0 / max(n_ops, 1)
-    stops = [(x, c) for x, c in ((0.0, "#2c7bb6"), (u, "#f7f7f7"), (2 * u, "#fdae61"),
-                                 (4 * u, "#d7191c")) if x < 1.0] + [(1.0, "#67000d")]
-    return {"type": "linear", "domain": [x for x, _ in stops], "range": [c for _, c in stops],
-            "clamp": True}
+    # The data's extent, widened to u ± 0.001 at least: at initialisation every weight is u.
+    return {"type": "linear", "domain": {"unionWith": [u - 1e-3, u + 1e-3]}, "domainMid": u,
+            "range": ["#2c7bb6", "#f7f7f7", "#d7191c"], "clamp": True}
 
 
 def alpha_heatmap(point: ArchPoint, ops: Sequence[str], edge_labels: Sequence[str], *,
                   raw: bool = False) -> dict[str, Any]:
     """Edges × ops, one panel per cell type side by side, as a Vega-Lite spec whose numbers
-    sit in its dataset `alpha` (cell, edge, op, value). Softmax weights share a fixed 0..1
-    colour scale so colours compare across time; raw α is centred on 0.
+    sit in its dataset `alpha` (cell, edge, op, value). Softmax weights are coloured around
+    the uniform weight, as far as the data reach (`softmax_colour_scale`); raw α around 0.
 
     Vega-Lite, where the other figures are plotly: Streamlit puts a new dataset into the chart
     already on the page when only the data changed, while a changed plotly figure is drawn
@@ -158,9 +160,11 @@ def alpha_heatmap(point: ArchPoint, ops: Sequence[str], edge_labels: Sequence[st
         what = "α"
     else:
         colour = softmax_colour_scale(len(ops))
-        u = 1.0 / max(len(ops), 1)
-        dark = {c: (a > 3 * u) | (a < u / 4) for c, a in arrays.items()}
-        what = "softmax weight"
+        u = colour["domainMid"]
+        reach = max(float(np.abs(a - u).max()) for a in arrays.values())
+        dark = {c: np.abs(a - u) > 0.6 * reach if reach > 0 else np.zeros(a.shape, bool)
+                for c, a in arrays.items()}
+        what = f"softmax weight (white = 1/{len(ops)})"
     n_edges, n_ops = len(edge_labels), len(ops)
     titles = [cell_title(c) for c in arrays]
     data: dict[str, list[Any]] = {"cell": [], "edge": [], "op": [], "value": [], "dark": []}
@@ -175,8 +179,7 @@ def alpha_heatmap(point: ArchPoint, ops: Sequence[str], edge_labels: Sequence[st
               "axis": {"labelAngle": -45, "labelOverlap": False}},
         "y": {"field": "edge", "type": "nominal", "sort": list(edge_labels),
               "title": "edge (from→to)"}}
-    legend = {"title": what} if raw else {"title": what, "values": colour["domain"],
-                                          "format": ".2g"}
+    legend = {"title": what} if raw else {"title": what, "format": ".3g"}
     return {
         **ON_CANVAS, "datasets": {"alpha": data}, "data": {"name": "alpha"},
         "facet": {"column": {"field": "cell", "type": "nominal", "sort": titles, "title": None,
