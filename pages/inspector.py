@@ -36,6 +36,15 @@ def page() -> None:
                              value=len(points) - 1, format_func=lambda i: points[i].label,
                              key=f"scrub:{snap.run_id}:{len(points)}")
     panels.arch_panel(snap, points[index], key="inspect")
+    chosen = points[index]
+    if snap.config.kind == "search" and chosen.genotype:
+        if st.button("Retrain this cell", icon=":material/model_training:",
+                     help="train the cell of this moment alone from scratch (classroom "
+                          "profile, digits_clutter) and score it on held-out images"):
+            epoch = chosen.epoch if chosen.kind == "epoch" else None
+            child = common.retrain_run(run, dict(chosen.genotype), epoch, chosen.step,
+                                       "classroom", snap.config.seed)
+            st.switch_page(common.LIVE, query_params={"run": child.run_id})
 
     ops, labels = snap.config.ops or [], snap.edge_labels
     cells = list(snap.steps.alphas or snap.epochs.alphas)

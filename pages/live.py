@@ -80,9 +80,9 @@ def retrain_form(run: Run, snap: Snapshot) -> None:
                "held-out test images; a cell trained before comes back from the database.")
     if st.button("Retrain", icon=":material/model_training:", type="primary",
                  key=f"retrain-go:{run.run_id}"):
-        epoch, genotype = cells[moment]
+        epoch, step, genotype = cells[moment]
         try:
-            child = common.retrain_run(run, snap, genotype, epoch, profile, int(seed))
+            child = common.retrain_run(run, genotype, epoch, step, profile, int(seed))
         except (ValueError, RuntimeError, FileNotFoundError) as exc:
             st.error(str(exc))
             return

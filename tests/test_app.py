@@ -369,8 +369,9 @@ def test_retrain_this_cell_from_the_live_view(app, monkeypatch) -> None:
     no_failure(at)
     child = registry().get(at.query_params["run"])
     assert child is not None and child.config.kind == "train"
-    assert child.snapshot().lineage == {"parent": search.run_id, "epoch": 1, "step":
-                                        search.snapshot().step, "retrain": True}
+    epoch1_step = int(search.snapshot().epochs.step[0])
+    assert child.snapshot().lineage == {"parent": search.run_id, "epoch": 1,
+                                        "step": epoch1_step, "retrain": True}
     epoch1 = search.snapshot().epochs.genotypes[0]
     assert child.config.train.genotype == epoch1["arch_str"]
     assert child.config.data.name == "digits_clutter"
@@ -381,3 +382,16 @@ def test_retrain_this_cell_from_the_live_view(app, monkeypatch) -> None:
     result = child.snapshot().latest
     assert shown["test accuracy"] == f"{result['test_acc']:.3f}"
     assert shown["parameters"] == f"{result['params']:,}"
+    on_page(at, "pages/inspector.py", run=search.run_id)  # any scrubbed moment, too
+    no_failure(at)
+    button(at, "Retrain this cell").click().run()
+    no_failure(at)
+    from_inspector = registry().get(at.query_params["run"])
+    assert from_inspector.config.kind == "train"
+    assert from_inspector.snapshot().lineage["parent"] == search.run_id
+    from_inspector.wait_for(lambda s: not s.state.is_active, TIMEOUT)
+    on_page(at, "pages/live.py", run=search.run_id)  # the epoch-1 cell again: trained once
+    at.selectbox(key=f"retrain-at:{search.run_id}").set_value("end of epoch 1")
+    button(at, "Retrain").click().run()
+    assert at.query_params["run"] == child.run_id
+    assert any("was retrained before" in w.value for w in at.warning)

@@ -26,7 +26,8 @@ import torch
 
 from nas_engine.config import DataConfig, SearchConfig
 from nas_engine.data import load_images
-from nas_engine.evaluation.training import retrain_config
+from nas_engine.evaluation.training import evaluation_key, retrain_config
+from nas_engine.evaluations import EvaluationsDB
 from nas_engine.runner import Run, RunRegistry
 from nas_engine.snapshot import Snapshot
 from nas_engine.store import RunFolderError, list_runs
@@ -319,24 +320,32 @@ def branch_run(run: Run, epoch: int, changes: dict[str, Any]) -> Run:
     return registry().branch(run.run_id, epoch, changes).start()
 
 
-def recorded_cells(snap: Snapshot) -> dict[str, tuple[int | None, dict[str, Any]]]:
-    """The cells a search has recorded, by label: each finished epoch's, and the newest."""
-    cells: dict[str, tuple[int | None, dict[str, Any]]] = {
-        f"end of epoch {int(e)}": (int(e), g)
-        for e, g in zip(snap.epochs.epoch, snap.epochs.genotypes) if g}
+def recorded_cells(snap: Snapshot) -> dict[str, tuple[int | None, int, dict[str, Any]]]:
+    """The cells a search has recorded, by label, as (epoch or None, step, genotype): each
+    finished epoch's, and the newest."""
+    epochs = snap.epochs
+    cells: dict[str, tuple[int | None, int, dict[str, Any]]] = {
+        f"end of epoch {int(e)}": (int(e), int(step), g)
+        for e, step, g in zip(epochs.epoch, epochs.step, epochs.genotypes) if g}
     latest = (snap.latest or {}).get("genotype")
     if latest:
-        cells[f"now (step {snap.step})"] = (None, latest)
+        cells[f"now (step {snap.step})"] = (None, snap.step, latest)
     return cells
 
 
-def retrain_run(run: Run, snap: Snapshot, genotype: dict[str, Any], epoch: int | None,
+def retrain_run(run: Run, genotype: dict[str, Any], epoch: int | None, step: int,
                 profile: str, seed: int) -> Run:
     """A started `train` run of a search's cell on the server's copy of the hard offline
-    task, its lineage naming the search and the epoch (None: the cell as it was then)."""
-    config = retrain_config(snap.config, genotype, profile, seed=seed)
-    lineage = {"parent": run.run_id, "epoch": epoch, "step": snap.step, "retrain": True}
-    return registry().create(served(config), label="train", lineage=lineage).start()
+    task, its lineage naming the search, and the epoch (None: mid-epoch) and step of the cell."""
+    config = served(retrain_config(run.config, genotype, profile, seed=seed))
+    stored = EvaluationsDB(runs_dir()).get(evaluation_key(config))
+    trained = stored and stored.run_id and registry().get(stored.run_id)
+    if trained:  # a cell is trained once: show the run that did
+        flash(f"This cell was retrained before (run {stored.run_id}, test accuracy "
+              f"{stored.test_acc:.3f}): here it is.")
+        return trained
+    lineage = {"parent": run.run_id, "epoch": epoch, "step": step, "retrain": True}
+    return registry().create(config, label="train", lineage=lineage).start()
 
 
 def continue_run(run: Run) -> Run:
