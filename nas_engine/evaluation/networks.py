@@ -33,7 +33,7 @@ from nas_engine.spaces.genotypes import (
     DartsGenotype,
     NB201Genotype,
 )
-from nas_engine.spaces.nb201 import ResNetBlock
+from nas_engine.spaces.nb201 import skeleton
 from nas_engine.spaces.ops import DilConv, EdgeInput, FactorizedReduce, ReLUConvBN, SepConv
 
 Tensor = torch.Tensor
@@ -239,19 +239,10 @@ class NB201Network(nn.Module):
     def __init__(self, genotype: NB201Genotype, channels: int, cells_per_stage: int,
                  in_channels: int, num_classes: int) -> None:
         super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
-        )
-        layers: list[nn.Module] = []
-        current = channels
-        for stage in range(REDUCTIONS + 1):
-            if stage:
-                layers.append(ResNetBlock(current, current * 2))
-                current *= 2
-            layers.extend(NB201EvalCell(genotype, current) for _ in range(cells_per_stage))
+        self.stem, layers, self.head, self.classifier = skeleton(
+            in_channels, channels, cells_per_stage, num_classes,
+            lambda c: NB201EvalCell(genotype, c))
         self.layers = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.BatchNorm2d(current), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
-        self.classifier = nn.Linear(current, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.layers(self.stem(x.contiguous(memory_format=torch.channels_last)))

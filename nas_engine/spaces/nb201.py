@@ -3,7 +3,7 @@ every cell, ResNet blocks between the three stages."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -49,25 +49,36 @@ class NB201Cell(nn.Module):
         return self.dag([x], weights)[-1]
 
 
+def skeleton(in_channels: int, channels: int, cells_per_stage: int, num_classes: int,
+             make_cell: Callable[[int], nn.Module]
+             ) -> tuple[nn.Module, list[nn.Module], nn.Module, nn.Module]:
+    """NB201's macro network around its cells, shared by the supernet and the retrained
+    network: (stem conv3x3 + BN, [cells, ResNet block, cells (2C), ResNet block, cells (4C)],
+    BN-ReLU-pooling head, classifier). Built in that order, so seeded weights match."""
+    stem = nn.Sequential(
+        nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
+    )
+    layers: list[nn.Module] = []
+    current = channels
+    for stage in range(3):
+        if stage:
+            layers.append(ResNetBlock(current, current * 2))
+            current *= 2
+        layers.extend(make_cell(current) for _ in range(cells_per_stage))
+    head = nn.Sequential(nn.BatchNorm2d(current), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
+    return stem, layers, head, nn.Linear(current, num_classes)
+
+
 class NB201Supernet(Supernet):
     """Stem, three stages of `cells_per_stage` cells (C, 2C, 4C), BN-ReLU, pooling, classifier."""
 
     def __init__(self, ops: list[str], channels: int, cells_per_stage: int, in_channels: int,
                  num_classes: int, options: EdgeOptions) -> None:
         super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
-        )
-        layers: list[nn.Module] = []
-        current = channels
-        for stage in range(3):
-            if stage:
-                layers.append(ResNetBlock(current, current * 2))
-                current *= 2
-            layers.extend(NB201Cell(ops, current, options) for _ in range(cells_per_stage))
+        self.stem, layers, self.head, self.classifier = skeleton(
+            in_channels, channels, cells_per_stage, num_classes,
+            lambda c: NB201Cell(ops, c, options))
         self.layers = nn.ModuleList(layers)
-        self.head = nn.Sequential(nn.BatchNorm2d(current), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
-        self.classifier = nn.Linear(current, num_classes)
 
     def forward(self, x: torch.Tensor, weights: dict[str, torch.Tensor]) -> torch.Tensor:
         x = self.stem(x.contiguous(memory_format=torch.channels_last))
