@@ -5,8 +5,8 @@ there; pages/ui/ holds what they share), and everything they draw comes from nas
     streamlit run app.py            # http://127.0.0.1:8501 (see .streamlit/config.toml)
 
 `streamlit run` imports this file, finds the `st.App` at the bottom and serves Streamlit with
-the live pages' progress feed beside it (`pages/ui/progress_feed.py`); each session then runs
-this file as the home page.
+the live pages' progress feeds beside it (`pages/ui/progress_feed.py`, `group_feed.py`); each
+session then runs this file as the home page.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ import pandas as pd
 import streamlit as st
 
 from nas_engine import config as cfg
+from nas_engine import discrete_viz
 from nas_engine.evaluation import results
 from nas_engine.evaluations import EvaluationsDB
 from nas_engine.runner import RunSummary
 from nas_engine.store import RunFolder
-from pages.ui import common, progress_feed
+from pages.ui import common, group_feed, progress_feed
 
 BLURBS = {
     "classroom": "The DARTS cell on the bundled 8×8 digits, small enough for a laptop CPU: watch "
@@ -63,17 +64,31 @@ def _alarm(summary: RunSummary) -> str:
     return f"collapse ({alarm.get('rule')}, epoch {alarm.get('epoch')})" if alarm else ""
 
 
+def _incumbent(s: RunSummary) -> str:
+    """A discrete run's best so far: every candidate it scored was retrained, so the best of
+    them stands where a search shows its cell's retrained accuracy. From memory for a run of
+    this process, else from the log's last evaluation (read from its end)."""
+    run = common.own_run(s.run_id)
+    last = (run.snapshot().latest if run is not None else
+            RunFolder(common.runs_dir() / s.run_id).last_record(("evaluation",))) or {}
+    return discrete_viz.result_text(last)
+
+
 def _row(s: RunSummary, db: EvaluationsDB) -> dict[str, Any]:
     """A run's row; a folder that cannot be read is a row too, its state saying why (one bad
     folder must not hide the others). `retrained`: its cell's test accuracy from the
-    evaluations database, where it was retrained."""
+    evaluations database, where it was retrained; a discrete run's incumbent."""
     row = {"open": f"live?run={quote(s.run_id, safe='')}", "run": s.run_id}
     if s.problem is not None:
         return {**row, "state": s.problem, "started": s.started}
-    rows = results.of_folder(db, RunFolder(common.runs_dir() / s.run_id))
+    if s.kind == "discrete":
+        retrained = _incumbent(s)
+    else:
+        retrained = results.summary(results.of_folder(db, RunFolder(common.runs_dir() /
+                                                                     s.run_id)))
     return {**row, "kind": s.kind, "state": s.state.value, "space": s.space,
             "dataset": s.dataset, "epoch": f"{s.epoch}/{s.epochs}", "skip count": s.skip_count,
-            "alarm": _alarm(s), "retrained": results.summary(rows), "started": s.started,
+            "alarm": _alarm(s), "retrained": retrained, "started": s.started,
             "branched from": s.parent or ""}
 
 
@@ -89,10 +104,14 @@ def runs_table() -> None:
         column_config={"open": st.column_config.LinkColumn("open", display_text="open ↗",
                                                            help="the run's live view; the "
                                                                 "link can be shared"),
+                       "epoch": st.column_config.TextColumn(
+                           help="epochs done of all; a discrete run's evaluations of its "
+                                "budget"),
                        "retrained": st.column_config.TextColumn(
-                           help="the cell's mean test accuracy retrained from scratch "
-                                "(how many retrains, which profiles): Retrain this cell in "
-                                "its live view")})
+                           help="a search: its cell's mean test accuracy retrained from "
+                                "scratch (how many retrains, which profiles): Retrain this "
+                                "cell in its live view. A discrete run: the best candidate "
+                                "it trained, its validation and test scores")})
     st.caption("Click a row to open its live view (or the ↗ link for a new tab). Runs go on "
                "when every tab is closed.")
     rows = picked.selection.rows if picked else []
@@ -113,6 +132,8 @@ def page() -> None:
     one_click_presets()
     st.page_link(common.SEARCH, label="…or configure every setting on the Search page",
                  icon=":material/rocket_launch:")
+    st.page_link(common.STRATEGIES, label="…or run random search, evolution and REINFORCE "
+                 "side by side over seeds", icon=":material/leaderboard:")
     st.page_link(common.LESSON, label="New here? Follow the 10-minute lesson on collapse",
                  icon=":material/school:")
     st.subheader("Runs")
@@ -122,4 +143,5 @@ def page() -> None:
 if __name__ == "__main__":  # Streamlit runs this file as the home page
     page()
 else:  # `streamlit run app.py` imports it for the server: Streamlit plus the progress feed
-    app = st.App(__file__, routes=progress_feed.ROUTES, lifespan=common.stop_runs_at_shutdown)
+    app = st.App(__file__, routes=[*progress_feed.ROUTES, *group_feed.ROUTES],
+                 lifespan=common.stop_runs_at_shutdown)

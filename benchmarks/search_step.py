@@ -46,36 +46,47 @@ LOSS_RTOL = 1e-4
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-def strategy(space: str, device: torch.device, name: str = "darts", plain: bool = False
-             ) -> GradientStrategy:
-    """A strategy on the space's benchmark network, built as a search builds it (seed 0, so
-    every one starts from the same w and α); `plain` swaps in the unbatched supernet."""
-    config = SearchConfig().with_changes({**SETTINGS[space], "strategy.name": name})
+def build(config: SearchConfig, device: torch.device, image: int, plain: bool = False
+          ) -> GradientStrategy:
+    """The strategy of `config` on `image`-sized inputs (IN_CHANNELS, CLASSES), built as a
+    search builds it (seed 0, so every one starts from the same w and α), at its device
+    settings; `plain` swaps in the unbatched supernet."""
     found = make_strategy(config, device)
     components = Components(config)
     torch.manual_seed(0)
-    model = build_model(config, found, components, IN_CHANNELS, CLASSES, IMAGE)
+    model = build_model(config, found, components, IN_CHANNELS, CLASSES, image)
     if plain:
         reference = model.net
         model.net = build_plain(model.space, IN_CHANNELS, CLASSES)
         copy_weights(model.net, reference)
-    found.attach(model.to(device), components)
+    found.attach(found.precision.place(model), components)
     components.bind(SearchContext(config, model, found.w_optimizer, lambda n: None))
     return found
 
 
-def batches(device: torch.device) -> tuple[Batch, Batch]:
+def strategy(space: str, device: torch.device, name: str = "darts", plain: bool = False
+             ) -> GradientStrategy:
+    """A strategy on the space's benchmark network."""
+    config = SearchConfig().with_changes({**SETTINGS[space], "strategy.name": name})
+    return build(config, device, IMAGE, plain)
+
+
+def batches(device: torch.device, batch: int = BATCH, image: int = IMAGE
+            ) -> tuple[Batch, Batch]:
+    """A (train, val) pair of seeded random batches."""
     g = torch.Generator().manual_seed(1)
 
     def make() -> Batch:
-        x = torch.randn(BATCH, IN_CHANNELS, IMAGE, IMAGE, generator=g)
-        return x.to(device), torch.randint(0, CLASSES, (BATCH,), generator=g).to(device)
+        x = torch.randn(batch, IN_CHANNELS, image, image, generator=g)
+        return x.to(device), torch.randint(0, CLASSES, (batch,), generator=g).to(device)
 
     return make(), make()
 
 
-def check_same_loss(ours: SearchModel, plain: SearchModel, val: Batch) -> None:
-    """Same weights, same batch, train mode (as in a step): the losses must agree."""
+def check_same_loss(ours: SearchModel, plain: SearchModel, val: Batch, rtol: float = LOSS_RTOL
+                    ) -> None:
+    """Same weights, same batch, train mode (as in a step): the losses must agree (to `rtol`:
+    a GPU's TF32 convolutions need more than the CPU's float32)."""
     x, y = val
     with torch.no_grad():
         logits_ours, logits_plain = ours(x), plain(x)
@@ -83,11 +94,11 @@ def check_same_loss(ours: SearchModel, plain: SearchModel, val: Batch) -> None:
     b = F.cross_entropy(logits_plain, y).item()
     rel = abs(a - b) / max(abs(b), 1e-12)
     logits_diff = (logits_ours - logits_plain).abs().max().item()
-    verdict = "ok" if rel <= LOSS_RTOL else "MISMATCH"
+    verdict = "ok" if rel <= rtol else "MISMATCH"
     print(f"  same-weights check: loss ours {a:.6f} plain {b:.6f} (rel diff {rel:.1e}), "
           f"max |logit diff| {logits_diff:.1e}: {verdict}")
-    if rel > LOSS_RTOL:
-        raise SystemExit(f"the two supernets disagree (rel diff {rel:.1e} > {LOSS_RTOL})")
+    if rel > rtol:
+        raise SystemExit(f"the two supernets disagree (rel diff {rel:.1e} > {rtol})")
 
 
 def timed_step(strategy: GradientStrategy, train: Batch, val: Batch,

@@ -27,12 +27,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
+from nas_engine.comparison import COMPARISONS, comparison_configs, final_table
 from nas_engine.config import (
     DATASETS,
     DEVICES,
+    DISCRETE_STRATEGIES,
     ORDERS,
     PRESETS,
     SPACE_OPS,
+    STRATEGIES,
     TRAIN_PROFILES,
     SearchConfig,
     parse_assignment,
@@ -69,22 +72,30 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--dataset", choices=DATASETS)
     search.add_argument("--epochs", type=int)
     search.add_argument("--order", choices=ORDERS, help="DARTS first or second order")
+    search.add_argument("--strategy", choices=[*STRATEGIES, *DISCRETE_STRATEGIES],
+                        help="a gradient method, or a discrete one (a discrete run)")
+    search.add_argument("--budget", type=int, help="a discrete run's evaluations")
     search.add_argument("--seed", type=int)
     search.add_argument("--device", choices=DEVICES)
     search.add_argument("--runs-dir", default="runs", help="where run folders go (./runs)")
     search.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any setting by dotted name, e.g. --set data.batch_size=32")
     search.add_argument("--quiet", action="store_true", help="no progress line")
-    train = commands.add_parser("train", help="retrain a cell and score it on held-out "
-                                               "images")
+    train = commands.add_parser("train", help="retrain a cell (or an MLP) and score it on "
+                                               "held-out data")
     cell = train.add_mutually_exclusive_group(required=True)
     cell.add_argument("--from", dest="source", metavar="RUN_DIR",
                       help="a search run: its final cell, or its cell at --epoch")
     cell.add_argument("--genotype", help="a DARTS cell: 'Genotype(normal=[...], ...)'")
     cell.add_argument("--arch-str", help="an NB201 cell: '|op~0|+|op~0|op~1|+|...|'")
+    cell.add_argument("--mlp", metavar="JSON", help="an MLP: a JSON object of layers, width, "
+                      "activations (one name or a list), lr, optimizer, dropout")
+    train.add_argument("--space", choices=sorted(SPACE_OPS),
+                       help="optional: the space the cell flag already names")
     train.add_argument("--epoch", type=int, help="with --from: the cell at the end of epoch N")
     train.add_argument("--profile", choices=sorted(TRAIN_PROFILES), default="classroom")
-    train.add_argument("--dataset", choices=DATASETS, default="digits_clutter")
+    train.add_argument("--dataset", choices=DATASETS,
+                       help="default: regression1d for an MLP, else digits_clutter")
     train.add_argument("--seed", type=int, help="default: 0, or the search's with --from")
     train.add_argument("--device", choices=DEVICES)
     train.add_argument("--runs-dir", default="runs", help="where run folders go (./runs)")
@@ -93,6 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--json", action="store_true", help="print the result as one JSON "
                                                            "object")
     train.add_argument("--quiet", action="store_true", help="no progress line")
+    compare = commands.add_parser("strategies", help="run a named comparison of discrete "
+                                  "strategies (every strategy on every seed) and tabulate it")
+    compare.add_argument("comparison", choices=sorted(COMPARISONS))
+    compare.add_argument("--jobs", type=int, default=None,
+                         help="runs at a time, one core each (default: the cores)")
+    compare.add_argument("--runs-dir", default="runs", help="where run folders go (./runs)")
+    compare.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="a setting for every run, e.g. --set epochs=50")
+    compare.add_argument("--json", action="store_true", help="one JSON object per strategy")
     params = commands.add_parser("params", help="list the live parameters of a config")
     params.add_argument("--preset", choices=sorted(PRESETS))
     params.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -109,12 +129,26 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
     base = preset(args.preset) if args.preset else SearchConfig().validate()
     changes: dict[str, Any] = {}
     for flag, key in [("space", "space"), ("dataset", "data.name"), ("epochs", "epochs"),
-                      ("order", "strategy.order"), ("seed", "seed"), ("device", "device")]:
+                      ("order", "strategy.order"), ("seed", "seed"), ("device", "device.name")]:
         value = getattr(args, flag)
         if value is not None:
             changes[key] = value
     if args.space and args.space != base.space:
         changes["ops"] = None  # the other space's ops; --set ops=... may still narrow them
+    space = args.space or base.space
+    discrete = args.strategy in DISCRETE_STRATEGIES or (space == "mlp" and not args.strategy)
+    if args.strategy:
+        changes["discrete.strategy" if discrete else "strategy.name"] = args.strategy
+    if discrete:
+        changes["kind"] = "discrete"
+        if space == "mlp" and not args.dataset and base.space != "mlp":
+            changes["data.name"] = "regression1d"  # seed 001's task
+    if args.budget is not None:
+        if not discrete:
+            raise UsageError("--budget is the evaluations of a discrete strategy ("
+                             + ", ".join(DISCRETE_STRATEGIES) + "); a gradient search "
+                             "takes --epochs")
+        changes["epochs"] = args.budget
     for item in args.set:
         key, value = parse_assignment(item)
         changes[key] = value
@@ -161,8 +195,14 @@ class Progress:
         step, total = int(view.step[i]), snap.total_steps
         filled = int(self.WIDTH * step / max(total, 1))
         bar = "#" * filled + "-" * (self.WIDTH - filled)
-        text = (f"[{bar}] {step}/{total} ep {int(view.epoch[i])} "
-                f"train {view.train_loss[i]:.3f}/{100 * view.train_acc[i]:.0f}%")
+        if view.archs[i]:  # a discrete run's evaluation
+            hit = " (cached)" if view.cached[i] else ""
+            best = max(range(i + 1), key=lambda k: view.score[k])  # the first of the best
+            return (f"[{bar}] {step}/{total} score {view.score[i]:.4f}{hit} best "
+                    f"{view.best_score[i]:.4f} | {view.archs[best]}")
+        text = f"[{bar}] {step}/{total} ep {int(view.epoch[i])} train {view.train_loss[i]:.3f}"
+        if math.isfinite(view.train_acc[i]):  # none for a regression
+            text += f"/{100 * view.train_acc[i]:.0f}%"
         if math.isfinite(view.val_loss[i]):
             text += f" val {view.val_loss[i]:.3f}"
         if math.isfinite(view.val_acc[i]):
@@ -193,7 +233,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         config = preflight(config_from_args(args))
     except (ValueError, FileNotFoundError) as exc:
         raise UsageError(str(exc)) from exc
-    return follow(RunRegistry(args.runs_dir).create(config).start(), args.quiet)
+    report = _print_incumbent if config.kind == "discrete" else _print_cell
+    return follow(RunRegistry(args.runs_dir).create(config).start(), args.quiet, report)
 
 
 def train_from_args(args: argparse.Namespace) -> tuple[SearchConfig, dict[str, Any] | None]:
@@ -202,14 +243,28 @@ def train_from_args(args: argparse.Namespace) -> tuple[SearchConfig, dict[str, A
 
     changes = dict(parse_assignment(item) for item in args.set)
     if args.device is not None:
-        changes["device"] = args.device
+        changes["device.name"] = args.device
     if args.source is None:
         if args.epoch is not None:
             raise UsageError("--epoch goes with --from RUN_DIR")
-        space = "darts" if args.genotype is not None else "nb201"
-        text = args.genotype if args.genotype is not None else args.arch_str
-        return train_config(space, text, args.profile, args.dataset, args.seed or 0,
-                            changes), None
+        space, flag, text = next((space, flag, text) for space, flag, text in (
+            ("darts", "--genotype", args.genotype), ("nb201", "--arch-str", args.arch_str),
+            ("mlp", "--mlp", args.mlp)) if text is not None)
+        if args.space not in (None, space):
+            raise UsageError(f"--space {args.space} does not go with {flag}, which is for "
+                             f"--space {space}")
+        if space == "mlp":
+            from nas_engine.spaces.mlp import MlpArch
+
+            try:  # the canonical text, so equal MLPs share a run label and a row
+                text = MlpArch.from_text(text).to_text()
+            except ValueError as exc:
+                raise UsageError(f"--mlp {exc}") from None
+        return train_config(space, text, args.profile, args.dataset,
+                            args.seed or 0, changes), None
+    if args.space is not None:
+        raise UsageError("--space goes with --genotype, --arch-str or --mlp (--from takes "
+                         "the search's)")
     folder = RunFolder(args.source)
     if not (folder.path / "config.json").is_file():
         raise UsageError(f"--from {args.source!r} is not a run folder (no config.json)")
@@ -227,8 +282,8 @@ def train_from_args(args: argparse.Namespace) -> tuple[SearchConfig, dict[str, A
         raise UsageError(f"--from {args.source!r} has not recorded {at}")
     lineage = {"parent": folder.run_id, "epoch": args.epoch, "step": record.get("step"),
                "retrain": True}
-    return retrain_config(search, genotype, args.profile, args.dataset, args.seed,
-                          changes), lineage
+    return retrain_config(search, genotype, args.profile, args.dataset,
+                          args.seed, changes), lineage
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -264,9 +319,52 @@ def _print_result(row: Any, as_json: bool) -> None:
         print(json.dumps(row.to_dict()))
         return
     where = f"cached from run {row.run_id}" if row.cached else f"run {row.run_id}"
-    print(f"test accuracy {row.test_acc:.4f} · val {row.val_acc:.4f} · {row.params:,} "
-          f"parameters · {row.flops / 1e6:.1f} M FLOPs · {row.latency_ms:.2f} ms · "
-          f"{row.seconds:.0f} s · {where}")
+    name, test, val = (("test MSE", row.test_mse, row.val_mse) if row.metric == "mse"
+                       else ("test accuracy", row.test_acc, row.val_acc))
+    small = row.key.space == "mlp"  # an MLP: a few thousand FLOPs, a fraction of a second
+    flops = f"{row.flops:,} FLOPs" if small else f"{row.flops / 1e6:.1f} M FLOPs"
+    print(f"{name} {test:.4f} · val {val:.4f} · {row.params:,} parameters · {flops} · "
+          f"{row.latency_ms:.{3 if small else 2}f} ms · {row.seconds:.{1 if small else 0}f} s"
+          f" · {where}")
+
+
+def cmd_strategies(args: argparse.Namespace) -> int:
+    """Every (strategy, seed) run of a named comparison, then the table of final bests."""
+    from nas_engine.comparison_runner import run_configs
+    from nas_engine.device import available_cores
+    from nas_engine.runner import Run, preflight
+
+    try:
+        check_runs_dir(args.runs_dir)
+        changes = dict(parse_assignment(item) for item in args.set)
+        configs = [preflight(c) for c in comparison_configs(args.comparison, changes)]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    jobs = args.jobs or available_cores()
+    if jobs < 1:
+        raise UsageError(f"--jobs must be >= 1; got {jobs}")
+    done = 0
+
+    def report(run_id: str, state: str, message: str | None) -> None:
+        nonlocal done
+        done += 1
+        print(f"[{done}/{len(configs)}] {run_id} {state}" + (f": {message}" if message
+                                                              else ""), file=sys.stderr)
+
+    ids = run_configs(configs, args.runs_dir, args.comparison, jobs, report)
+    rows = final_table([Run.open(Path(args.runs_dir) / i).snapshot() for i in ids])
+    if args.json:
+        for row in rows:
+            print(json.dumps(dataclasses.asdict(row)))
+        return 0
+    print(f"{'strategy':<11}{'runs':>5}{'best score (mean ± sd)':>25}{'max':>9}{'wins':>6}"
+          f"{'test':>9}{'evals':>7}{'cached':>8}{'seconds':>9}")
+    for r in rows:
+        test = "-" if r.test_mean is None else f"{r.test_mean:.4f}"
+        print(f"{r.strategy:<11}{r.runs:>5}{f'{r.mean:.4f} ± {r.sd:.4f}':>25}{r.best:>9.4f}"
+              f"{r.wins:>6}{test:>9}{r.evaluations:>7.0f}{r.cache_hits:>8.1f}"
+              f"{r.seconds:>9.1f}")
+    return 0
 
 
 def cmd_params(args: argparse.Namespace) -> int:
@@ -304,6 +402,20 @@ def _print_cell(run: Run) -> None:
     genotype = run.folder.read_genotype() or {}
     print(run.folder.path)
     print(genotype.get("text") or genotype.get("arch_str", ""))
+
+
+def _print_incumbent(run: Run) -> None:
+    """A discrete run's best architecture, its scores and the database's share of the work."""
+    print(run.folder.path)
+    last = run.folder.last_record(("evaluation",))
+    if last is None:
+        print("no evaluation finished")
+        return
+    test = last["best_test_score"]
+    shown = "" if test is None else f" · test {test:.4f}"
+    print(f"best {last['metric']} score {last['best_score']:.4f}{shown} · "
+          f"{last['index']} evaluations, {last['cache_hits']} from the database")
+    print(last["best_arch"])
 
 
 def follow(run: Run, quiet: bool, report: Callable[[Run], None] = _print_cell) -> int:
@@ -413,7 +525,7 @@ def summary(folder: RunFolder) -> str:
 
 
 COMMANDS = {"search": cmd_search, "train": cmd_train, "resume": cmd_resume, "show": cmd_show,
-            "params": cmd_params}
+            "params": cmd_params, "strategies": cmd_strategies}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,11 +12,15 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, NoReturn
 
-from nas_engine.catalog import DATASETS, SPACE_OPS
+from nas_engine.catalog import CELL_SPACES, DATASETS, SPACE_OPS, TABULAR_DATASETS
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-RUN_KINDS = ("search", "train")
+RUN_KINDS = ("search", "train", "discrete")
 STRATEGIES = ("darts", "pcdarts", "nasp", "gdas", "fair_darts")  # strategies.STRATEGIES
+# discrete.DISCRETE_STRATEGIES: random search, aging evolution, seed 001's generational GA,
+# REINFORCE, and (MLP space) DARTS' relaxation of the per-layer choices.
+DISCRETE_STRATEGIES = ("random", "evolution", "ga", "reinforce", "gradient")
+MLP_OPTIMIZERS = ("adam", "sgd", "rmsprop")
 FIRST_ORDER_ONLY = ("nasp", "gdas")
 ORDERS = ("first", "second")
 
@@ -64,6 +68,41 @@ def _check_bool(path: str, value: Any) -> None:
 def _check_choice(path: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         _fail(path, "one of " + ", ".join(choices), value)
+
+
+SWITCHES = ("auto", "on", "off")  # "auto": on on CUDA, off elsewhere
+RECOMPILING_STRATEGIES = ("gdas", "nasp")  # their ops change from step to step
+
+
+@dataclass
+class DeviceConfig:
+    """Where a run computes and how. `amp`: bf16 autocast for the forward passes, float32
+    master weights and α (Micikevicius et al., ICLR 2018; bf16 needs no loss scaling);
+    `channels_last`: images and conv weights stored NHWC. "auto" turns both on on CUDA only,
+    so CPU runs keep their float32 records. `compile`: the steps' network under
+    `torch.compile`, off unless measured to pay (README, The GPU path)."""
+
+    name: str = "auto"  # auto | cpu | cuda | mps
+    amp: str = "auto"
+    channels_last: str = "auto"
+    compile: bool = False
+
+    def validate(self, kind: str, strategy: str, drop_path: float) -> None:
+        _check_choice("device.name", self.name, DEVICES)
+        _check_choice("device.amp", self.amp, SWITCHES)
+        _check_choice("device.channels_last", self.channels_last, SWITCHES)
+        _check_bool("device.compile", self.compile)
+        # torch.compile traces one graph per Python-level choice: where the choice changes as
+        # the run goes, it would compile again and again (and fall back to eager).
+        if self.compile and kind not in ("search", "train"):
+            _fail("device.compile", f"false for a {kind} run (only search and train runs "
+                  "compile)", self.compile)
+        if self.compile and kind == "search" and strategy in RECOMPILING_STRATEGIES:
+            _fail("device.compile", f"false for {strategy} (the ops it computes change every "
+                  "step)", self.compile)
+        if self.compile and kind == "train" and drop_path > 0:
+            _fail("device.compile", "false with train.drop_path > 0 (the drop-path rate "
+                  "changes every epoch)", self.compile)
 
 
 @dataclass
@@ -317,6 +356,77 @@ class DiagnosticsConfig:
                   "λmax; R-DARTS measures it every 2 epochs)", self.hessian_every)
 
 
+def _check_choices(path: str, values: Any, check: Any) -> None:
+    """A non-empty list without repeats whose items each pass `check(path, item)`."""
+    if not isinstance(values, list) or not values or len(set(map(repr, values))) != len(values):
+        _fail(path, "a non-empty list without repeats", values)
+    for value in values:
+        check(path, value)
+
+
+@dataclass
+class MlpConfig:
+    """Seed 001's MLP space (REFERENCE.md §4): the choices of each decision. The activations
+    are the config's `ops`."""
+
+    layers: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512])
+    learning_rates: list[float] = field(default_factory=lambda: [0.1, 0.01, 0.001, 0.0001])
+    optimizers: list[str] = field(default_factory=lambda: list(MLP_OPTIMIZERS))
+    dropouts: list[float] = field(default_factory=lambda: [0.0, 0.2, 0.4, 0.6])
+    per_layer_activation: bool = False  # one activation decision per hidden layer
+
+    def validate(self) -> None:
+        _check_choices("mlp.layers", self.layers, lambda p, v: _check_int(p, v, 1, 16))
+        _check_choices("mlp.widths", self.widths, lambda p, v: _check_int(p, v, 1, 4096))
+        _check_choices("mlp.learning_rates", self.learning_rates,
+                       lambda p, v: _check_float(p, v, 0.0, 10.0, low_open=True))
+        _check_choices("mlp.optimizers", self.optimizers,
+                       lambda p, v: _check_choice(p, v, MLP_OPTIMIZERS))
+        _check_choices("mlp.dropouts", self.dropouts,
+                       lambda p, v: _check_float(p, v, 0.0, 1.0, high_open=True))
+        _check_bool("mlp.per_layer_activation", self.per_layer_activation)
+
+
+@dataclass
+class DiscreteConfig:
+    """A `discrete` run: a strategy proposes whole architectures, each trained with the
+    evaluation profile (through the evaluations database) and scored. Defaults: NASLib's
+    regularized evolution (P=30, S=10); AutoDL's REINFORCE (Adam lr 0.01, baseline momentum
+    0.9) with ENAS' entropy bonus 1e-4."""
+
+    strategy: str = "evolution"
+    budget: int = 100  # evaluations (cache hits count: they are proposals answered)
+    seconds: float = 0.0  # a time budget as well; 0 = none
+    population: int = 30  # evolution: P; ga: the generation's size
+    sample: int = 10  # evolution: tournament size S
+    controller_hidden: int = 32  # reinforce: the LSTM's width
+    controller_lr: float = 0.01
+    baseline_decay: float = 0.9  # moving-average baseline; 0 = the last reward
+    entropy_weight: float = 1e-4  # entropy bonus of the controller's policy
+    profile: str = "classroom"  # how each candidate is trained (TRAIN_PROFILES)
+    # Fewer epochs than the profile's: a cheaper, noisier score (a low-fidelity evaluation);
+    # the database keys it apart from the profile's own. None: the profile's epochs.
+    train_epochs: int | None = None
+
+    def validate(self) -> None:
+        _check_choice("discrete.strategy", self.strategy, DISCRETE_STRATEGIES)
+        _check_int("discrete.budget", self.budget, 1, 1_000_000)
+        _check_float("discrete.seconds", self.seconds, 0.0)
+        _check_int("discrete.population", self.population, 2, 100_000)
+        _check_int("discrete.sample", self.sample, 1, 100_000)
+        if self.sample > self.population:
+            _fail("discrete.sample", f"at most discrete.population ({self.population})",
+                  self.sample)
+        _check_int("discrete.controller_hidden", self.controller_hidden, 1, 4096)
+        _check_float("discrete.controller_lr", self.controller_lr, 0.0, 10.0, low_open=True)
+        _check_float("discrete.baseline_decay", self.baseline_decay, 0.0, 1.0, high_open=True)
+        _check_float("discrete.entropy_weight", self.entropy_weight, 0.0, 100.0)
+        _check_choice("discrete.profile", self.profile, tuple(TRAIN_PROFILES))
+        if self.train_epochs is not None:
+            _check_int("discrete.train_epochs", self.train_epochs, 1, 10000)
+
+
 @dataclass
 class RecordConfig:
     """What goes into the run folder and how often."""
@@ -348,10 +458,15 @@ class TrainConfig:
         _check_int("train.cutout", self.cutout, 0, 256)
         from nas_engine.spaces.genotypes import parse_genotype  # torch: only for train runs
 
+        if space == "mlp":  # the cell network's tricks have no MLP counterpart
+            for name in ("auxiliary_weight", "drop_path", "cutout"):
+                if getattr(self, name):
+                    _fail(f"train.{name}", "0 for the mlp space", getattr(self, name))
         try:
             parse_genotype(space, self.genotype)
         except ValueError as exc:
-            _fail("train.genotype", f"a {space} cell ({exc})", self.genotype)
+            what = "an mlp architecture" if space == "mlp" else f"a {space} cell"
+            _fail("train.genotype", f"{what} ({exc})", self.genotype)
 
 
 # What a retrain sets, per profile and space: `classroom` is the offline task in minutes on
@@ -368,6 +483,11 @@ TRAIN_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                   "optim": {"w_lr": 0.1, "w_lr_min": 0.0, "w_nesterov": True,
                             "w_weight_decay": 5e-4},
                   "train": {"auxiliary_weight": 0.0, "drop_path": 0.0, "cutout": 0}},
+        # The MLP's optimiser and learning rate are decisions of its architecture; no cell
+        # tricks. 20 epochs: a typical MLP of seed 001's space trains in well under a second
+        # on one thread (a search makes hundreds), the best nearly as well as in 50.
+        "mlp": {"epochs": 20, "data": {"batch_size": 64, "train_portion": 0.75},
+                "train": {"auxiliary_weight": 0.0, "drop_path": 0.0, "cutout": 0}},
     },
     "paper": {
         "darts": {"epochs": 600, "network": {"channels": 36, "layers": 20},
@@ -380,6 +500,8 @@ TRAIN_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                   "optim": {"w_lr": 0.1, "w_lr_min": 0.0, "w_nesterov": True,
                             "w_weight_decay": 5e-4},
                   "train": {"auxiliary_weight": 0.0, "drop_path": 0.0, "cutout": 0}},
+        "mlp": {"epochs": 100, "data": {"batch_size": 32, "train_portion": 0.75},
+                "train": {"auxiliary_weight": 0.0, "drop_path": 0.0, "cutout": 0}},
     },
 }
 
@@ -393,7 +515,7 @@ class SearchConfig:
     ops: list[str] | None = None  # None: every op of the space, in the space's order
     seed: int = 0
     epochs: int = 50
-    device: str = "auto"
+    device: DeviceConfig = field(default_factory=DeviceConfig)
     threads: int | None = None  # CPU threads for torch; None: cores - 1, at least 1
     network: NetworkConfig = field(default_factory=NetworkConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -404,6 +526,8 @@ class SearchConfig:
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
     train: TrainConfig = field(default_factory=TrainConfig)  # kind "train" only
+    mlp: MlpConfig = field(default_factory=MlpConfig)  # space "mlp" only
+    discrete: DiscreteConfig = field(default_factory=DiscreteConfig)  # kind "discrete" only
 
     def validate(self) -> SearchConfig:
         """Check every field; fill `ops` with the space's full list when unset. Returns self."""
@@ -419,13 +543,15 @@ class SearchConfig:
             _fail("ops", f"ops of the {self.space} space ({', '.join(space_ops)})", unknown)
         if len(set(self.ops)) != len(self.ops):
             _fail("ops", "a list without repeats", self.ops)
-        if len([o for o in self.ops if o != "none"]) < 2:
+        if self.space in CELL_SPACES and len([o for o in self.ops if o != "none"]) < 2:
             _fail("ops", "at least two ops besides 'none'", self.ops)
+        if not self.ops:
+            _fail("ops", f"at least one of {', '.join(space_ops)}", self.ops)
         # Keep the space's canonical order so α columns always line up across runs.
         self.ops = [o for o in space_ops if o in self.ops]
         _check_int("seed", self.seed, 0, 2**31 - 1)
         _check_int("epochs", self.epochs, 1, 10000)
-        _check_choice("device", self.device, DEVICES)
+        self.device.validate(self.kind, self.strategy.name, self.train.drop_path)
         if self.threads is not None:
             _check_int("threads", self.threads, 1, 1024)
         self.network.validate(self.space)
@@ -437,9 +563,33 @@ class SearchConfig:
         self.mitigations.validate()
         self.diagnostics.validate()
         self.record.validate()
+        self.mlp.validate()
+        self._check_space_fits()
         if self.kind == "train":
             self.train.validate(self.space)
+        if self.kind == "discrete":
+            self.discrete.validate()
         return self
+
+    def _check_space_fits(self) -> None:
+        """The MLP space reads feature vectors and runs discrete strategies (or a retrain);
+        the cell spaces read images."""
+        tabular = self.data.name in TABULAR_DATASETS
+        if self.space == "mlp" and not tabular:
+            _fail("data.name", "a feature-vector dataset for the mlp space ("
+                  + ", ".join(TABULAR_DATASETS) + ")", self.data.name)
+        if self.space != "mlp" and tabular:
+            _fail("data.name", f"an image dataset for the {self.space} space (the "
+                  f"feature-vector sets {', '.join(TABULAR_DATASETS)} are for mlp)",
+                  self.data.name)
+        if self.space == "mlp" and self.kind == "search":
+            _fail("kind", "discrete or train for the mlp space (its gradient method is "
+                  "discrete.strategy gradient)", self.kind)
+        if self.kind == "discrete" and self.discrete.strategy == "gradient" \
+                and self.space != "mlp":
+            _fail("discrete.strategy", f"one of random, evolution, ga, reinforce for the "
+                  f"{self.space} space (its gradient method is a search run)",
+                  self.discrete.strategy)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -474,6 +624,8 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     kwargs = {}
     for name, value in data.items():
         section = known[name].default_factory
+        if section is DeviceConfig and isinstance(value, str):
+            value = {"name": value}  # configs before the device section: "device": "cpu"
         nested = dataclasses.is_dataclass(section)
         kwargs[name] = _build(section, value, f"{prefix}{name}.") if nested else value
     return cls(**kwargs)
@@ -552,15 +704,20 @@ def preset(name: str) -> SearchConfig:
     return SearchConfig.from_dict(json.loads(json.dumps(PRESETS[name])))
 
 
+# What a retrain trains on unless told: the hard offline task, or seed 001's regression.
+DEFAULT_TRAIN_DATASETS = {"darts": "digits_clutter", "nb201": "digits_clutter",
+                          "mlp": "regression1d"}
+
+
 def train_config(space: str, genotype: str, profile: str = "classroom",
-                 dataset: str = "digits_clutter", seed: int = 0,
+                 dataset: str | None = None, seed: int = 0,
                  changes: dict[str, Any] | None = None) -> SearchConfig:
-    """A `train` run of `genotype` with a profile's settings; `changes` (dotted paths, as
-    `--set`) override any of them."""
+    """A `train` run of `genotype` with a profile's settings (on the space's default dataset
+    unless `dataset` names one); `changes` (dotted paths, as `--set`) override any of them."""
     _check_choice("train.profile", profile, tuple(TRAIN_PROFILES))
     _check_choice("space", space, tuple(SPACE_OPS))
     settings = json.loads(json.dumps(TRAIN_PROFILES[profile][space]))
-    settings["data"]["name"] = dataset
+    settings["data"]["name"] = dataset or DEFAULT_TRAIN_DATASETS[space]
     settings["train"].update(genotype=genotype, profile=profile)
     base = SearchConfig.from_dict({"kind": "train", "space": space, "seed": seed, **settings})
     return base.with_changes(changes or {})

@@ -177,27 +177,49 @@ def split_indices(n: int, train_portion: float, seed: int) -> tuple[torch.Tensor
     return perm[:n_train], perm[n_train:]
 
 
+# A dataset stays on a CUDA device when it takes at most this share of the free memory at the
+# start (CIFAR-10's 150 MB of uint8 always does); otherwise it waits in pinned host memory.
+RESIDENT_SHARE = 0.25
+
+
+def fits_on_device(data: torch.Tensor, device: torch.device) -> bool:
+    """Whether `data` may live on `device` for the whole run (always, off CUDA: a CPU run's
+    images are already in memory, an MPS device shares it)."""
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return data.numel() * data.element_size() <= RESIDENT_SHARE * free
+
+
 class BatchStream:
     """Endless, seeded, reshuffled-per-pass batches from part of an ImageSet, on one device.
 
-    The images move to the device once; each batch is then only an index, a cast, optional
-    augmentation and normalisation, with no host round trip beyond copying the index slice.
+    The images move to the device once (when they fit, `fits_on_device`); each batch is then
+    only an index, a cast, optional augmentation and normalisation. What still crosses from the
+    host (a pass's shuffle, augmentation draws, batches of a set too big for the device) is
+    copied from pinned memory without blocking (the CUDA best-practices guide), so a step never
+    waits for the host.
     """
 
     def __init__(self, images: ImageSet, indices: torch.Tensor, batch_size: int, seed: int,
-                 device: torch.device | str = "cpu", augment: bool = False, cutout: int = 0
-                 ) -> None:
+                 device: torch.device | str = "cpu", augment: bool = False, cutout: int = 0,
+                 channels_last: bool = False, resident: bool | None = None) -> None:
+        """`channels_last`: batches in NHWC memory (the network's weights are); `resident`:
+        keep the images on the device (default: when they fit)."""
         if len(indices) == 0:
             raise ValueError("a BatchStream needs at least one image")
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.augment = augment
         self.cutout = cutout  # side of a zeroed square per image (DeVries & Taylor), 0 = off
+        self.channels_last = channels_last
         self.num_samples = len(indices)
         self.batches_per_pass = math.ceil(self.num_samples / batch_size)
-        # uint8 sets stay uint8 on the device (4x smaller) and are scaled per batch.
+        # uint8 sets stay uint8 (4x smaller) and are scaled per batch.
         self.indices = indices  # which images of the set it serves
-        self._x = images.images[indices].to(self.device)
+        x = images.images[indices]
+        self.resident = fits_on_device(x, self.device) if resident is None else resident
+        self._x = x.to(self.device) if self.resident else self._pinned(x)
         self._y = images.labels[indices].to(self.device)
         self._scale = 1.0 / 255.0 if self._x.dtype == torch.uint8 else 1.0
         self._mean = torch.tensor(images.mean, device=self.device).view(1, -1, 1, 1)
@@ -206,41 +228,63 @@ class BatchStream:
         self._pad = 4 if size >= 16 else max(1, size // 8)
         # The generator lives on the CPU: its state is portable across devices and checkpoints.
         self._gen = torch.Generator().manual_seed(seed)
-        self._perm = torch.randperm(self.num_samples, generator=self._gen)
+        self._set_perm(torch.randperm(self.num_samples, generator=self._gen))
         self._pos = 0
 
     def __len__(self) -> int:
         return self.batches_per_pass
 
+    def _pinned(self, t: torch.Tensor) -> torch.Tensor:
+        return t.pin_memory() if self.device.type == "cuda" else t
+
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        """A host tensor on the device, copied without blocking the host."""
+        return self._pinned(t).to(self.device, non_blocking=True)
+
+    def _set_perm(self, perm: torch.Tensor) -> None:
+        self._perm = perm
+        self._perm_on_device = self._to_device(perm)  # one copy per pass, not one per batch
+
+    def _images(self, rows: torch.Tensor | slice, host_rows: torch.Tensor | slice
+                ) -> torch.Tensor:
+        """The stored images at `rows` (device indices), or at `host_rows` on the host."""
+        if self.resident:
+            return self._x[rows]
+        return self._to_device(self._x[host_rows])
+
+    def _finish(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next (normalised images, labels) batch; a new shuffle starts each pass."""
         if self._pos >= self.num_samples:
-            self._perm = torch.randperm(self.num_samples, generator=self._gen)
+            self._set_perm(torch.randperm(self.num_samples, generator=self._gen))
             self._pos = 0
-        idx = self._perm[self._pos:self._pos + self.batch_size]
-        self._pos += len(idx)
-        idx = idx.to(self.device)
-        x = self._x[idx].float() * self._scale
+        part = slice(self._pos, min(self._pos + self.batch_size, self.num_samples))
+        self._pos = part.stop
+        idx = self._perm_on_device[part]
+        x = self._images(idx, self._perm[part]).float() * self._scale
         if self.augment:
             x = self._crop_and_flip(x)
         x = (x - self._mean) / self._std
         if self.cutout:
             x = self._cut_out(x)
-        return x, self._y[idx]
+        return self._finish(x), self._y[idx]
 
     def iter_pass(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One pass in stored order, unaugmented, leaving the shuffle state untouched (for eval)."""
         for start in range(0, self.num_samples, self.batch_size):
-            x = self._x[start:start + self.batch_size].float() * self._scale
-            yield (x - self._mean) / self._std, self._y[start:start + self.batch_size]
+            part = slice(start, start + self.batch_size)
+            x = self._images(part, part).float() * self._scale
+            yield self._finish((x - self._mean) / self._std), self._y[part]
 
     def _crop_and_flip(self, x: torch.Tensor) -> torch.Tensor:
         """DARTS' RandomCrop(padding) + RandomHorizontalFlip, per sample, as one gather."""
         b, _, h, w = x.shape
         p = self._pad
-        off_y = torch.randint(0, 2 * p + 1, (b,), generator=self._gen).to(self.device)
-        off_x = torch.randint(0, 2 * p + 1, (b,), generator=self._gen).to(self.device)
-        flip = (torch.rand(b, generator=self._gen) < 0.5).to(self.device)
+        off_y = self._to_device(torch.randint(0, 2 * p + 1, (b,), generator=self._gen))
+        off_x = self._to_device(torch.randint(0, 2 * p + 1, (b,), generator=self._gen))
+        flip = self._to_device(torch.rand(b, generator=self._gen) < 0.5)
         rows = off_y[:, None] + torch.arange(h, device=self.device)  # (B, H)
         cols = off_x[:, None] + torch.arange(w, device=self.device)  # (B, W)
         cols = torch.where(flip[:, None], cols.flip(1), cols)  # reading columns backwards = flip
@@ -253,8 +297,8 @@ class BatchStream:
         per image set to 0 (clipped at the borders, as the official one)."""
         b, _, h, w = x.shape
         half = self.cutout // 2
-        cy = torch.randint(0, h, (b,), generator=self._gen).to(self.device)
-        cx = torch.randint(0, w, (b,), generator=self._gen).to(self.device)
+        cy = self._to_device(torch.randint(0, h, (b,), generator=self._gen))
+        cx = self._to_device(torch.randint(0, w, (b,), generator=self._gen))
         rows = torch.arange(h, device=self.device)[None, :]
         cols = torch.arange(w, device=self.device)[None, :]
         inside_rows = (rows >= (cy[:, None] - half)) & (rows < (cy[:, None] + half))
@@ -272,13 +316,13 @@ class BatchStream:
             raise ValueError(f"saved stream state covers {len(state['perm'])} images, this "
                              f"stream has {self.num_samples}: was the data config changed?")
         self._gen.set_state(state["generator"])
-        self._perm = state["perm"].clone()
+        self._set_perm(state["perm"].clone())
         self._pos = int(state["pos"])
 
 
 def make_streams(images: ImageSet, data: DataConfig, seed: int,
-                 device: torch.device | str = "cpu", cutout: int = 0
-                 ) -> tuple[BatchStream, BatchStream]:
+                 device: torch.device | str = "cpu", cutout: int = 0,
+                 channels_last: bool = False) -> tuple[BatchStream, BatchStream]:
     """The (train, val) streams of a search: w learns on train, α on val.
 
     The two streams get different seeds so their shuffles are independent; only the training
@@ -288,6 +332,7 @@ def make_streams(images: ImageSet, data: DataConfig, seed: int,
     train_part, val_part = split_indices(len(images.search), data.train_portion, seed)
     train_idx, val_idx = images.search[train_part], images.search[val_part]
     train = BatchStream(images, train_idx, data.batch_size, seed, device, augment=data.augment,
-                        cutout=cutout)
-    val = BatchStream(images, val_idx, data.batch_size, seed + 1, device, augment=False)
+                        cutout=cutout, channels_last=channels_last)
+    val = BatchStream(images, val_idx, data.batch_size, seed + 1, device, augment=False,
+                      channels_last=channels_last)
     return train, val

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from nas_engine.catalog import PARAMETER_FREE
+from nas_engine.precision import float32
 
 
 def edge_entropy(probs: np.ndarray) -> np.ndarray:
@@ -57,20 +58,23 @@ def hessian_max_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: list[tor
     Stops when the top Ritz value changes by less than `tolerance` (relative). Returns the
     value, how it was computed, and the Ritz vector: passed back as `start` at the next
     measurement, it cuts the products needed again (α moves little between measurements).
+    Float32 throughout, whatever autocast is in force: Lanczos needs the products to be one
+    symmetric operator, and bf16 rounding differs from product to product.
     """
-    loss = loss_fn()
-    grads = torch.autograd.grad(loss, params, create_graph=True)
-    flat_grad = torch.cat([g.reshape(-1) for g in grads])
+    with float32(params[0].device):
+        loss = loss_fn()
+        grads = torch.autograd.grad(loss, params, create_graph=True)
+        flat_grad = torch.cat([g.reshape(-1) for g in grads])
 
-    def hvp(v: torch.Tensor) -> torch.Tensor:
-        products = torch.autograd.grad(flat_grad @ v, params, retain_graph=True)
-        return torch.cat([h.reshape(-1) for h in products]).detach()
+        def hvp(v: torch.Tensor) -> torch.Tensor:
+            products = torch.autograd.grad(flat_grad @ v, params, retain_graph=True)
+            return torch.cat([h.reshape(-1) for h in products]).detach()
 
-    if start is None:
-        generator = torch.Generator().manual_seed(seed)
-        start = [torch.randn(p.shape, generator=generator, dtype=p.dtype) for p in params]
-    q = torch.cat([s.reshape(-1) for s in start]).to(flat_grad)
-    value, ritz, products = _lanczos_top(hvp, q, iterations, tolerance)
+        if start is None:
+            generator = torch.Generator().manual_seed(seed)
+            start = [torch.randn(p.shape, generator=generator, dtype=p.dtype) for p in params]
+        q = torch.cat([s.reshape(-1) for s in start]).to(flat_grad)
+        value, ritz, products = _lanczos_top(hvp, q, iterations, tolerance)
     sizes = [p.numel() for p in params]
     vector = [c.view_as(p) for c, p in zip(torch.split(ritz, sizes), params)]
     return value, f"Lanczos, {products} Hessian-vector products", vector

@@ -3,7 +3,10 @@ architecture's result, so that nothing is trained twice.
 
 A row is keyed by what decides the result: the space, the canonical architecture (equal cells
 share one key: `evaluation.canonical`), the dataset with its parameters, the training profile
-and the seed. Writers insert once (`INSERT OR IGNORE`): of two processes that trained the same
+and the seed. Its `metric` says what was measured: accuracy (classification; `val_acc`,
+`test_acc`) or MSE (the MLP space's regression sets; `val_mse`, `test_mse`); the other pair is
+NULL. A file from before the metric existed gains its columns on first use (its rows read as
+accuracy). Writers insert once (`INSERT OR IGNORE`): of two processes that trained the same
 key, the first row stays and both read it back. WAL mode lets readers (the app's pages) read
 while a writer writes, from several threads and processes; every connection is short-lived, so
 no handle crosses a thread.
@@ -40,9 +43,17 @@ CREATE TABLE IF NOT EXISTS evaluations (
     run_id TEXT,
     arch_text TEXT,
     created REAL NOT NULL,
+    metric TEXT NOT NULL DEFAULT 'accuracy',
+    val_mse REAL,
+    test_mse REAL,
     PRIMARY KEY (space, arch, dataset, dataset_params, profile, seed)
 )
 """
+# Columns added since the first schema, with their declarations: ALTER TABLE adds them to an
+# older file.
+_ADDED = (("metric", "TEXT NOT NULL DEFAULT 'accuracy'"), ("val_mse", "REAL"),
+          ("test_mse", "REAL"))
+METRICS = ("accuracy", "mse")
 
 
 @dataclass(frozen=True)
@@ -63,7 +74,8 @@ class EvaluationKey:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One stored row (`cached`: read back rather than trained by this request)."""
+    """One stored row (`cached`: read back rather than trained by this request). `metric`
+    says which pair holds the result: val_acc/test_acc or val_mse/test_mse."""
 
     key: EvaluationKey
     test_acc: float | None
@@ -74,8 +86,26 @@ class Evaluation:
     seconds: float | None
     run_id: str | None
     arch_text: str | None = None
+    metric: str = "accuracy"
+    val_mse: float | None = None
+    test_mse: float | None = None
     created: float = field(default_factory=time.time)
     cached: bool = False
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ValueError(f"metric must be one of {', '.join(METRICS)}; got "
+                             f"{self.metric!r}")
+
+    @property
+    def search_score(self) -> float | None:
+        """Higher is better, what a search ranks by: val accuracy, or −val MSE."""
+        return self.val_acc if self.metric == "accuracy" else _negated(self.val_mse)
+
+    @property
+    def test_score(self) -> float | None:
+        """The held-out figure, higher is better: test accuracy, or −test MSE."""
+        return self.test_acc if self.metric == "accuracy" else _negated(self.test_mse)
 
     @property
     def score(self) -> float | None:
@@ -87,13 +117,18 @@ class Evaluation:
     def to_dict(self) -> dict[str, Any]:
         row = asdict(self)
         row.update(row.pop("key"))
-        row["score"] = self.score
+        row.update(score=self.score, search_score=self.search_score,
+                   test_score=self.test_score)
         return row
+
+
+def _negated(value: float | None) -> float | None:
+    return None if value is None else -value
 
 
 _KEY_COLUMNS = ("space", "arch", "dataset", "dataset_params", "profile", "seed")
 _RESULTS = ("test_acc", "val_acc", "params", "flops", "latency_ms", "seconds", "run_id",
-            "arch_text", "created")
+            "arch_text", "metric", "val_mse", "test_mse", "created")  # Evaluation's order
 
 
 class EvaluationsDB:
@@ -102,6 +137,7 @@ class EvaluationsDB:
 
     def __init__(self, runs_dir: str | Path) -> None:
         self.path = Path(runs_dir) / FILENAME
+        self._current = False  # the file's table is known to have every column
 
     def _create(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,6 +149,8 @@ class EvaluationsDB:
     def _connect(self) -> Iterator[sqlite3.Connection]:
         # A generous timeout: a writer holds the lock for a single-row insert only.
         with closing(sqlite3.connect(self.path, timeout=30.0)) as db, db:
+            if not self._current:
+                self._current = _migrate(db)
             yield db
 
     def get(self, key: EvaluationKey) -> Evaluation | None:
@@ -158,3 +196,21 @@ class EvaluationsDB:
         return [Evaluation(EvaluationKey(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]),
                            *r[n:], cached=True) for r in found]
 
+
+
+def _migrate(db: sqlite3.Connection) -> bool:
+    """Add the columns an older file lacks; False while there is no table yet. The check is
+    repeated under an immediate transaction, so two processes migrating at once add each
+    column once."""
+    def missing() -> list[tuple[str, str]]:
+        present = {row[1] for row in db.execute("PRAGMA table_info(evaluations)")}
+        return [added for added in _ADDED if added[0] not in present]
+
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'evaluations'").fetchone():
+        return False
+    if missing():
+        db.execute("BEGIN IMMEDIATE")
+        for column, declaration in missing():
+            db.execute(f"ALTER TABLE evaluations ADD COLUMN {column} {declaration}")
+        db.commit()
+    return True

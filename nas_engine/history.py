@@ -20,11 +20,13 @@ import numpy as np
 from nas_engine.records import AlarmFields, Record, RegularizerFields
 
 SCALARS = ("step", "epoch", "time_s", "train_loss", "train_acc", "val_loss", "val_acc",
-           "entropy", "skip_count", "hessian_max_eigenvalue", "test_acc")
+           "entropy", "skip_count", "hessian_max_eigenvalue", "test_acc",
+           "score", "best_score", "test_score", "seconds", "cost_s", "cached")  # discrete
 # Per-row values kept as recorded: view field -> record key. A record without one gets None,
 # or {} for the dict-valued ones (step records carry no alarm; old records no regularizers).
 OBJECTS = {"genotypes": "genotype", "live": "live", "regularizers": "regularizers",
-           "alarms": "alarm", "early_stops": "early_stop"}
+           "alarms": "alarm", "early_stops": "early_stop", "archs": "arch",
+           "strategy_views": "strategy"}
 _DICT_VALUED = ("live", "regularizers")
 
 
@@ -63,6 +65,12 @@ class HistoryView:
     skip_count: np.ndarray
     hessian_max_eigenvalue: np.ndarray
     test_acc: np.ndarray  # a retrain's last epoch
+    score: np.ndarray  # a discrete run's evaluations: higher is better (accuracy, −MSE)
+    best_score: np.ndarray  # the incumbent's score so far
+    test_score: np.ndarray
+    seconds: np.ndarray  # the evaluation's wall time
+    cost_s: np.ndarray  # the search's cost so far (training seconds, cached ones included)
+    cached: np.ndarray  # 1 where the evaluations database answered
     alphas: dict[str, np.ndarray]  # cell type -> (n, edges, ops) softmax α
     alphas_raw: dict[str, np.ndarray]  # the same for α itself
     genotypes: Sequence[dict[str, Any]]
@@ -70,6 +78,8 @@ class HistoryView:
     regularizers: Sequence[dict[str, RegularizerFields]]  # term -> weight in force, value
     alarms: Sequence[AlarmFields | None]  # the collapse alarm once a rule fired
     early_stops: Sequence[AlarmFields | None]  # the alarm that ended the search
+    archs: Sequence[str | None]  # a discrete run's evaluated architectures
+    strategy_views: Sequence[dict[str, Any] | None]  # population, controller probabilities
 
     def __len__(self) -> int:
         return len(self.step)

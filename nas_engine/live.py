@@ -14,6 +14,7 @@ from typing import Any
 
 from nas_engine.components import LiveParameter, declared_live_parameters
 from nas_engine.config import SearchConfig
+from nas_engine.discrete import DISCRETE_STRATEGIES
 from nas_engine.evaluation.training import LIVE as TRAINING_PARAMETERS
 from nas_engine.strategies import STRATEGIES
 
@@ -31,6 +32,7 @@ def _search_parameters(config: SearchConfig) -> list[LiveParameter]:
 KIND_PARAMETERS: dict[str, Callable[[SearchConfig], list[LiveParameter]]] = {
     "search": _search_parameters,
     "train": lambda config: list(TRAINING_PARAMETERS),
+    "discrete": lambda config: DISCRETE_STRATEGIES[config.discrete.strategy].declared(config),
 }
 
 

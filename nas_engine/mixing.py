@@ -131,8 +131,14 @@ class ProximalMixing(_DiscreteMixing):
 
     def derivation_weights(self, model: SearchModel) -> dict[str, np.ndarray]:
         """α itself, kept in [0, 1] by the proximal step (the official binarization ranks the
-        chosen α of a node's edges)."""
-        return model.raw_alphas()
+        chosen α of a node's edges). Read every forward pass: one device-to-host copy for all
+        cell types, the one sync."""
+        alphas = dict(model.alphas)
+        with torch.no_grad():
+            flat = torch.cat([a.reshape(-1) for a in alphas.values()]).double().cpu().numpy()
+        ends = np.cumsum([a.numel() for a in alphas.values()])
+        return {cell: part.reshape(a.shape)
+                for (cell, a), part in zip(alphas.items(), np.split(flat, ends[:-1]))}
 
 
 class GumbelMixing(_DiscreteMixing):

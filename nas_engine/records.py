@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypedDict
 
-RecordKind = Literal["init", "step", "epoch", "live"]
+RecordKind = Literal["init", "step", "epoch", "live", "evaluation"]
 
 
 class AlarmFields(TypedDict):
@@ -51,6 +51,8 @@ class Record(TypedDict, total=False):
     hessian_seconds: float
     test_loss: float  # a retrain's last epoch: its result on the held-out images
     test_acc: float
+    val_mse: float  # an MLP regression's epochs (its accuracy fields are then None)
+    test_mse: float
     params: int
     flops: int
     latency_ms: float
@@ -60,3 +62,20 @@ class Record(TypedDict, total=False):
     name: str  # live records
     value: float
     previous: float | None
+    # A discrete run's `evaluation` records: one per proposal answered.
+    index: int  # evaluations done, this one included
+    arch: str  # the architecture as a train run takes it
+    choices: dict[str, str]  # decision -> choice
+    score: float  # higher is better on the validation part (accuracy, or −MSE)
+    test_score: float | None
+    metric: str  # accuracy | mse
+    best_score: float
+    best_arch: str
+    best_test_score: float | None
+    seconds: float  # this evaluation's wall time (a cache hit: the lookup)
+    cost_s: float  # the search's cost so far: the strategy's time plus every evaluation's
+    # training seconds, cached ones included (a fair x axis when runs share the database)
+    cached: bool
+    diverged: bool
+    cache_hits: int
+    strategy: dict[str, Any]  # the strategy's view: population with ages, probabilities

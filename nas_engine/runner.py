@@ -19,27 +19,31 @@ import contextlib
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from nas_engine.catalog import TABULAR_DATASETS
 from nas_engine.checkpoints import DamagedCheckpoint
 from nas_engine.config import SearchConfig
 from nas_engine.data import load_images
 from nas_engine.device import resolve_device
-from nas_engine.evaluation.training import Training
+from nas_engine.discrete.job import DiscreteSearch
+from nas_engine.evaluation.training import training_job
 from nas_engine.history import History
 from nas_engine.live import live_parameters, validate_live
 from nas_engine.loop import NonFiniteLossError
 from nas_engine.search import Search
 from nas_engine.snapshot import SPEED, Snapshot
-from nas_engine.spaces import make_space
+from nas_engine.spaces import SPACES, make_space
 from nas_engine.states import RunState
 from nas_engine.store import Recorder, RunFolder, RunFolderError, list_runs
+from nas_engine.tabular import load_tabular
 
 Record = dict[str, Any]
 
+EPOCH_KINDS = ("epoch", "evaluation")  # records a snapshot's `epochs` hold (one per unit)
 STEP_TIME_SMOOTHING = 0.1  # weight of the newest step in the ETA's moving average
 
 # Config keys a branch may change (the checkpoint's tensors fix everything else).
@@ -77,7 +81,8 @@ class Job(Protocol):
 
 # The job of each run kind (config.RUN_KINDS): a new kind is one entry here.
 JOBS: dict[str, Callable[[SearchConfig, Recorder], Job]] = {"search": Search,
-                                                             "train": Training}
+                                                             "train": training_job,
+                                                             "discrete": DiscreteSearch}
 
 
 def preflight(config: SearchConfig) -> SearchConfig:
@@ -86,8 +91,9 @@ def preflight(config: SearchConfig) -> SearchConfig:
     the digits). The CLI calls it so that a mistake leaves no run folder; raises ValueError or
     FileNotFoundError with a one-line message."""
     config = config.validate()
-    resolve_device(config.device)
-    load_images(config.data, config.seed)
+    resolve_device(config.device.name)
+    tabular = config.data.name in TABULAR_DATASETS
+    (load_tabular if tabular else load_images)(config.data, config.seed)
     return config
 
 
@@ -108,9 +114,10 @@ class Run:
         self.run_id = folder.run_id
         self._checkpoint = checkpoint
         self._lineage = lineage
-        space = make_space(self.config)
-        self._edge_labels = tuple(space.edge_labels())
-        shapes = space.alpha_shapes() if self.config.kind == "search" else {}  # α: searches
+        space = make_space(self.config) if self.config.space in SPACES else None
+        self._edge_labels = tuple(space.edge_labels()) if space else ()
+        # α: searches only
+        shapes = space.alpha_shapes() if space and self.config.kind == "search" else {}
         self._steps = History(shapes)
         self._epochs = History(shapes)
         self._live_changes: list[Record] = []
@@ -334,7 +341,7 @@ class Run:
         if kind == "live":
             self._live_changes.append(record)
             return
-        (self._epochs if kind == "epoch" else self._steps).append(record)
+        (self._epochs if kind in EPOCH_KINDS else self._steps).append(record)
         self._latest = record
         self._step, self._epoch = record["step"], record["epoch"]
         self._live.update(record.get("live", {}))
@@ -496,6 +503,25 @@ def _check_same_search(config: SearchConfig, saved: dict[str, Any], config_path:
             raise RunFolderError(config_path, f"{key} is {ours.get(key)!r}, but the checkpoint "
                                  f"{checkpoint_path.name} was made with {theirs.get(key)!r} "
                                  "(config.json was changed after the run: put it back)")
+
+
+def start_in_turn(runs: Sequence[Run], at_once: int) -> threading.Thread:
+    """Start created `runs`, `at_once` at a time, each as soon as an earlier one has ended (in
+    a daemon thread): runs of one process share its cores and interpreter lock, so twenty at
+    once all crawl, while in turn the first results come early. A run stopped before its
+    turn is passed over."""
+    def work() -> None:
+        going: list[Run] = []
+        for run in runs:
+            while len(going) >= at_once:
+                going[0].join(0.5)
+                going = [r for r in going if r.state.is_live]
+            with contextlib.suppress(RuntimeError):  # stopped before its turn
+                going.append(run.start())
+
+    thread = threading.Thread(target=work, daemon=True, name="start-in-turn")
+    thread.start()
+    return thread
 
 
 class RunRegistry:

@@ -17,6 +17,7 @@ from nas_engine.device import configure_threads, resolve_device
 from nas_engine.diagnostics import Alarm, mean_entropy, parameter_free_mass
 from nas_engine.loop import EpochLoop, StepLosses, seed_everything
 from nas_engine.model import SearchModel, SupernetOptions
+from nas_engine.precision import Precision
 from nas_engine.records import Record
 from nas_engine.spaces import make_space
 from nas_engine.store import Recorder
@@ -49,19 +50,22 @@ class Search(EpochLoop):
         """`recorder` (the run folder's one writer) receives every record, the genotype and
         the epoch checkpoints; None keeps everything in memory (tests, notebooks)."""
         self.config = config.validate()
-        device = resolve_device(config.device)
+        device = resolve_device(config.device.name)
         configure_threads(device, config.threads)
+        self.precision = Precision.of(config.device, device)
         data = config.data
         images = load_images(data, config.seed)
         self.strategy = make_strategy(config, device)
         self.components = Components(config)
         with _BUILD_LOCK:
             seed_everything(config.seed)
-            self.model = build_model(config, self.strategy, self.components, images.in_channels,
-                                     images.num_classes, images.image_size).to(device)
+            self.model = self.precision.place(build_model(
+                config, self.strategy, self.components, images.in_channels, images.num_classes,
+                images.image_size))
         self.space = self.model.space
         self.strategy.attach(self.model, self.components)
-        self.train_stream, self.val_stream = make_streams(images, data, config.seed, device)
+        self.train_stream, self.val_stream = make_streams(
+            images, data, config.seed, device, channels_last=self.precision.channels_last)
         self.components.bind(SearchContext(config, self.model, self.strategy.w_optimizer,
                                            self._fixed_val_batch))
         super().__init__(recorder, device, len(self.train_stream), config.epochs,
@@ -186,8 +190,9 @@ class Search(EpochLoop):
         correct = torch.zeros((), device=self.device)
         count = 0
         for x, y in self.val_stream.iter_pass():
-            logits = self.model(x)
-            loss_sum += torch.nn.functional.cross_entropy(logits, y, reduction="sum")
+            with self.precision.autocast():  # the loss in float32 (autocast's policy)
+                logits = self.model(x, self.precision.mixing(self.model.mixing_weights()))
+                loss_sum += torch.nn.functional.cross_entropy(logits, y, reduction="sum")
             correct += (logits.argmax(1) == y).sum()
             count += y.shape[0]
         self.model.train()

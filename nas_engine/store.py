@@ -1,7 +1,8 @@
 """The run folder: the one format the CLI, the app and later tools share (see README).
 
     config.json      the full SearchConfig (its `kind` names the job that runs it)
-    metrics.jsonl    append-only, one JSON record per line (kind "step", "epoch" or "live")
+    metrics.jsonl    append-only, one JSON record per line (kind "step", "epoch", "live" or
+                     "evaluation")
     genotype.json    the cell derived from the latest α (DARTS Genotype / NB201 arch string)
     status.json      {"state": ..., "message": ..., "pid": ...}
     checkpoints/     epoch_0001.pt, ... after each epoch; latest.pt on pause/stop (mid-epoch);
@@ -260,7 +261,8 @@ class RunFolder:
                     records.append(record)
         return LogPrefix(records, count, size)
 
-    def last_record(self, kinds: tuple[str, ...] = ("epoch", "step")) -> Record | None:
+    def last_record(self, kinds: tuple[str, ...] = ("epoch", "step", "evaluation")
+                    ) -> Record | None:
         """The newest record of these kinds, reading the log from its end (runs lists stay
         fast however long the runs are)."""
         path = self.path / LOG

@@ -14,53 +14,28 @@ from pages.ui import common, panels
 from pages.ui.teaching import explain
 
 MAX_RUNS = 4
-MAX_NAMED = 5  # a message names this many left-out runs, then counts the rest
-
-
-def requested(text: str, runs: list[str], problems: dict[str, str]
-              ) -> tuple[list[str], list[str]]:
-    """The runs `?runs=` names that can be compared, each once and at most MAX_RUNS, and why
-    each of the others is left out (unknown, unreadable, named twice, one too many)."""
-    asked: list[str] = []
-    left_out: list[str] = []
-    seen: set[str] = set()
-    for run_id in filter(None, (part.strip() for part in text.split(","))):
-        shown = common.shown_id(run_id)
-        if run_id in seen:  # said once is enough for one that is left out anyway
-            if run_id in asked:
-                left_out.append(f"{shown} (named twice; compared once)")
-            continue
-        seen.add(run_id)
-        if run_id in problems:
-            left_out.append(f"{shown} ({problems[run_id]})")
-        elif run_id not in runs:
-            left_out.append(f"{shown} (no such run)")
-        elif len(asked) == MAX_RUNS:
-            left_out.append(f"{shown} (at most {MAX_RUNS} runs at once)")
-        else:
-            asked.append(run_id)
-    return asked, left_out
-
-
-def left_out_message(left_out: list[str]) -> str:
-    more = len(left_out) - MAX_NAMED
-    return ("Left out of the comparison: " + "; ".join(left_out[:MAX_NAMED])
-            + (f"; and {more} more" if more > 0 else "") + ".")
 
 
 @common.page("The comparison failed")
 def page() -> None:
     st.title(":material/compare_arrows: Compare runs")
     summaries = common.registry().list()
-    runs = [s.run_id for s in summaries if s.problem is None]
+    runs = [s.run_id for s in summaries if s.problem is None and s.kind != "discrete"]
     problems = {s.run_id: s.problem for s in summaries if s.problem is not None}
     if problems:
         st.caption("Not offered, their folders cannot be read: " + "; ".join(
             f"`{run_id}` ({problem})" for run_id, problem in problems.items()))
+    discrete = [s.run_id for s in summaries if s.problem is None and s.kind == "discrete"]
+    if discrete:
+        st.page_link(common.STRATEGIES, icon=":material/leaderboard:",
+                     label=f"Discrete runs ({len(discrete)}) are compared on Compare "
+                           "strategies", query_params={"runs": ",".join(discrete)})
     if len(runs) < 2:
         st.info("Comparing needs at least two runs; branch one from the Live view.")
         return
-    asked, left_out = requested(st.query_params.get("runs", ""), runs, problems)
+    elsewhere = {run_id: "a discrete run: see Compare strategies" for run_id in discrete}
+    asked, left_out = common.requested(st.query_params.get("runs", ""), runs,
+                                       {**problems, **elsewhere}, MAX_RUNS)
     chosen = st.multiselect("runs", runs, default=asked or runs[:2],
                             max_selections=MAX_RUNS,
                             key=f"compare:{','.join(asked)}",
@@ -71,7 +46,7 @@ def page() -> None:
     left_out += [f"{common.shown_id(run_id)} ({problem})" for run_id, _, problem in opened
                  if problem]
     snaps = [(run_id, run.snapshot()) for run_id, run, _ in opened if run is not None]
-    notes = [left_out_message(left_out)] if left_out else []
+    notes = [common.left_out_message(left_out)] if left_out else []
     if len(snaps) < 2:
         notes.append("Pick at least two runs.")
     if notes:  # one message for all that went wrong

@@ -23,6 +23,12 @@ def page() -> None:
         return
     snap = run.snapshot()
     panels.run_header(snap)
+    if snap.config.kind == "discrete":  # no α to scrub: its evaluations are the live view's
+        st.info("A discrete run has no α to scrub: each of its evaluations, the strategy's "
+                "state and the incumbent are in its live view.", icon=":material/info:")
+        st.page_link(common.LIVE, query_params={"run": run.run_id}, label="Open its live view",
+                     icon=":material/monitoring:")
+        return
     if snap.is_active:
         st.button("catch up with the run", icon=":material/refresh:",
                   help=f"shown as of step {snap.step}")

@@ -1,7 +1,8 @@
 """A guided lesson on skip-connect collapse: start the collapse preset, watch the skip count
-grow, start its cured twin, try entropy regularisation on a branch, compare. The lesson's runs
-live in the URL (`?run=A&cure=B&branch=C`), so a refresh or a shared link picks the lesson up
-where it was.
+grow, start its cured twin, try entropy regularisation on a branch, retrain both cells on the
+hard task to see the supernet's ranking reversed, compare. The lesson's runs live in the URL
+(`?run=A&cure=B&branch=C&retrain_demo=D&retrain_cure=E`), so a refresh or a shared link picks
+the lesson up where it was.
 """
 
 from __future__ import annotations
@@ -120,8 +121,66 @@ def step_entropy(run: Run) -> Run | None:
     return None
 
 
+def _retrain(run: Run, key: str) -> Run | None:
+    """The run's final cell retrained (its run id kept in the URL under `key`), or a button
+    that starts it once the search has finished."""
+    child = _run_from_url(key)
+    if child is not None:
+        return child
+    snap = run.snapshot()
+    cells = common.recorded_cells(snap)
+    if snap.state.is_active or not cells:
+        st.caption(f"`{run.run_id}`: the retrain button appears when the search has finished.")
+        return None
+    epoch, step, genotype = list(cells.values())[-1]
+    if st.button(f"Retrain the cell of `{run.run_id}`", key=f"retrain:{key}"):
+        child = common.retrain_run(run, genotype, epoch, step, "classroom", run.config.seed)
+        st.query_params[key] = child.run_id
+        st.rerun()
+    return None
+
+
+def _accuracy(snap: Snapshot, column: str) -> float | None:
+    return snap.epochs.last(column) if len(snap.epochs) else None
+
+
+def step_retrain(demo: Run, cured: Run) -> None:
+    st.subheader("5 · Retrain both cells: is the better supernet the better cell?")
+    st.markdown("The collapsed supernet reads the *higher* validation accuracy here: passing "
+                "inputs through is an easy way to fit digits. A supernet's accuracy is not the "
+                "cell's, though. Retrain each derived cell from scratch on the **hard offline "
+                "task** (digits placed among clutter and noise) and score it on held-out "
+                "images no search has seen: does the supernet's ranking hold? A few minutes "
+                "each on a laptop.")
+    demo_train, cured_train = _retrain(demo, "retrain_demo"), _retrain(cured, "retrain_cure")
+    rows = []
+    for label, search, train in (("collapse-demo", demo, demo_train),
+                                 ("collapse-cured", cured, cured_train)):
+        if train is not None:
+            progress_feed.follow(train, train.snapshot(), panels.retrain_result)
+        result = None if train is None else _accuracy(train.snapshot(), "test_acc")
+        rows.append({"search": label, "supernet val accuracy":
+                     _accuracy(search.snapshot(), "val_acc"),
+                     "retrained cell, test accuracy": result})
+    st.dataframe(rows, hide_index=True)
+    done = [r for r in rows if r["retrained cell, test accuracy"] is not None]
+    if len(done) == 2 and None not in (done[0]["supernet val accuracy"],
+                                       done[1]["supernet val accuracy"]):
+        by_supernet = max(done, key=lambda r: r["supernet val accuracy"])["search"]
+        by_cell = max(done, key=lambda r: r["retrained cell, test accuracy"])["search"]
+        if by_supernet != by_cell:
+            st.success(f"The ranking reverses: {by_supernet} has the better supernet, "
+                       f"{by_cell} the better cell. Low supernet loss did not mean a good "
+                       "architecture: collapse hides behind a good-looking curve.")
+        else:
+            st.info(f"{by_cell} wins both here: in this small network the stem and the "
+                    "reduction cells carry much of the work, so a cell with few "
+                    "convolutions can retrain nearly as well. The supernet's accuracy still "
+                    "said nothing about that: only retraining did.")
+
+
 def step_compare(runs: list[Run]) -> None:
-    st.subheader("5 · Compare")
+    st.subheader("6 · Compare")
     st.markdown("Put them side by side: the same start, one setting apart. Which cell kept "
                 "its convolutions? Which supernet has the lower validation loss, and does that "
                 "make it the better architecture?")
@@ -134,7 +193,8 @@ def step_compare(runs: list[Run]) -> None:
 def page() -> None:
     st.title(":material/school: Lesson: watching skip-connect collapse")
     st.markdown("1. start a search that collapses · 2. watch the skip count grow · 3. start its "
-                "cured twin · 4. try entropy regularisation · 5. compare")
+                "cured twin · 4. try entropy regularisation · 5. retrain both cells · "
+                "6. compare")
     st.caption("About five minutes on a laptop. Runs going at once share the CPU, each at a "
                "fraction of the speed.")
     run = step_start()
@@ -143,6 +203,8 @@ def page() -> None:
     step_watch(run)
     cured = step_cure(run)
     branch = step_entropy(run)
+    if cured is not None:
+        step_retrain(run, cured)
     others = [r for r in (cured, branch) if r is not None]
     if others:
         step_compare([run, *others])

@@ -1,5 +1,6 @@
 """Live view of one run (`?run=ID`): controls, progress, α heatmap, cell graphs, curves,
-collapse diagnostics and the live parameters.
+collapse diagnostics and the live parameters; for a discrete run its evaluations, the
+strategy's state and the incumbent (`pages/ui/discrete_panel.py`).
 
 Only the progress line polls, from the browser (about once a second while the run can change by
 itself, never otherwise: `progress_feed`). A new record reruns the fragment with the charts; a
@@ -20,24 +21,33 @@ from nas_engine.runner import Run
 from nas_engine.snapshot import Snapshot
 from nas_engine.states import RunState
 from pages.ui import common, panels, progress_feed
+from pages.ui.discrete_panel import discrete_panel
+
+
+def unit(snap: Snapshot) -> str:
+    """What one step of the run is, as the controls name it: a discrete run steps (and
+    branches, and counts its budget) by evaluation; the others by step and epoch."""
+    return "evaluation" if snap.config.kind == "discrete" else "step"
 
 
 def controls(run: Run, snap: Snapshot) -> None:
     """The same controls for every run kind: what each state allows (RunState) decides which
-    are enabled."""
+    are enabled. A discrete run's step is one evaluation, and so is its epoch: it has no
+    Epoch button."""
     state = snap.state
     cols = st.columns([1, 1, 1, 1.2, 1, 1, 1.6, 1.4])
     steps_key = f"nsteps:{run.run_id}"
+    what = unit(snap)
     cols[3].number_input("steps", min_value=1, max_value=10_000, value=1, key=steps_key,
-                         label_visibility="collapsed", help="how many steps Step runs")
+                         label_visibility="collapsed", help=f"how many {what}s Step runs")
     buttons = [  # column, label, icon, action, enabled, help
         (0, "Pause", "pause", (run.pause,), state is RunState.RUNNING,
-         "pause after the current step"),
+         f"pause after the current {what}"),
         (1, "Resume", "play_arrow", (run.resume,), state is RunState.PAUSED, None),
         (2, "Step", "skip_next", (_step, run, steps_key), state is RunState.PAUSED,
-         "run this many steps, then pause"),
-        (4, "Epoch", "fast_forward", (run.step_epoch,), state is RunState.PAUSED,
-         "run to the end of this epoch, then pause"),
+         f"run this many {what}s, then pause"),
+        *([(4, "Epoch", "fast_forward", (run.step_epoch,), state is RunState.PAUSED,
+            "run to the end of this epoch, then pause")] if what == "step" else []),
         (5, "Stop", "stop", (run.stop,), state.is_live,
          "checkpoint and end the run (Continue picks it up again)"),
     ]
@@ -97,13 +107,17 @@ def _step(run: Run, steps_key: str) -> None:
 def branch_form(run: Run, snap: Snapshot) -> None:
     """A new run from a checkpoint of this one, with other live settings or more epochs."""
     epochs = list(snap.checkpoint_epochs)
+    discrete = unit(snap) == "evaluation"
     if not epochs:
-        st.info("A branch starts from the end of an epoch; none has finished yet.")
+        st.info("A branch starts after an evaluation; none has finished yet." if discrete else
+                "A branch starts from the end of an epoch; none has finished yet.")
         return
     st.markdown("Start a **new run** from this one's checkpoint, changing live settings: the "
-                "same network, data order and α up to that point.")
-    epoch = st.select_slider("from the end of epoch", epochs, value=epochs[-1],
-                             key=f"branch-epoch:{run.run_id}")
+                + ("same strategy state (population, controller, random generator) up to "
+                   "that point." if discrete else "same network, data order and α up to "
+                   "that point."))
+    epoch = st.select_slider("after evaluation" if discrete else "from the end of epoch",
+                             epochs, value=epochs[-1], key=f"branch-epoch:{run.run_id}")
     changes: dict[str, float] = {}
     for name, parameter in live_parameters(snap.config).items():
         current = in_force(snap, name) or 0.0
@@ -112,7 +126,8 @@ def branch_form(run: Run, snap: Snapshot) -> None:
                                 key=field_key(f"branch:{run.run_id}:{name}", current))
         if not math.isclose(value, current, rel_tol=1e-5, abs_tol=1e-12):
             changes[name] = value
-    total = st.number_input("epochs in all", min_value=1, value=snap.config.epochs,
+    total = st.number_input("evaluations in all (the budget)" if discrete else "epochs in all",
+                            min_value=1, value=snap.config.epochs,
                             key=f"branch-epochs:{run.run_id}")
     if total != snap.config.epochs:
         changes["epochs"] = int(total)
@@ -184,6 +199,9 @@ def live_panel(snap: Snapshot) -> None:
     """What each record changes: the values in force, diagnostics, α and the curves (a retrain:
     its result, the curves)."""
     in_force_line(snap)
+    if snap.config.kind == "discrete":
+        discrete_panel(snap, key="live")
+        return
     if snap.config.kind == "train":
         panels.retrain_result(snap)
         panels.curves_panel(snap, key="live")
@@ -209,6 +227,11 @@ def page() -> None:
     panels.run_header(snap)
     controls(run, snap)
     progress_feed.follow(run, snap, live_panel)
+    if snap.config.kind == "discrete":
+        st.page_link(common.STRATEGIES, query_params={"runs": run.run_id},
+                     icon=":material/leaderboard:",
+                     label="Set this run beside others of other strategies or seeds")
+        return
     st.page_link(common.INSPECT, query_params={"run": run.run_id}, icon=":material/download:",
                  label="Scrub back through this run, or export its cell and metrics, in the "
                        "collapse inspector")

@@ -6,14 +6,17 @@ validation, and its message appears under the field it names; Start waits until 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import streamlit as st
 
 from nas_engine import config as cfg
-from nas_engine import viz
+from nas_engine import discrete_viz, viz
+from nas_engine.catalog import CELL_SPACES, IMAGE_DATASETS, TABULAR_DATASETS
 from nas_engine.components.regularizers import REGULARIZERS
 from nas_engine.config import ConfigError, SearchConfig
+from nas_engine.discrete import DISCRETE_STRATEGIES
 from nas_engine.live import LiveParameter, live_parameters
 from nas_engine.spaces import make_space
 from nas_engine.strategies import STRATEGIES
@@ -22,6 +25,19 @@ from pages.ui.panels import vega_chart
 
 DEFAULTS = "(defaults)"
 KEY = "cfg:"  # prefix of every widget key on this page (cleared when the preset changes)
+KINDS = ["search", "discrete"]
+KIND_LABELS = {"search": "gradient search (DARTS family)",
+               "discrete": "discrete search (random, evolution, REINFORCE)"}
+DISCRETE_LABELS = {"random": "random search", "evolution": "regularized (aging) evolution",
+                   "ga": "generational GA (seed 001)", "reinforce": "REINFORCE controller",
+                   "gradient": "gradient (DARTS relaxation of the MLP)"}
+MLP_CHOICES = (  # path, label, choices offered besides the preset's
+    ("mlp.layers", "hidden layers", [1, 2, 3, 4, 5, 6, 8]),
+    ("mlp.widths", "widths", [8, 16, 32, 64, 128, 256, 512, 1024]),
+    ("mlp.learning_rates", "learning rates", [0.1, 0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001]),
+    ("mlp.optimizers", "optimizers", list(cfg.MLP_OPTIMIZERS)),
+    ("mlp.dropouts", "dropouts", [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]),
+)
 
 HELP = {
     "space": "the cell to search: DARTS (2 inputs, 4 nodes, 14 edges, normal and reduce cells) "
@@ -44,6 +60,28 @@ HELP = {
     "strategy.order": "first: α steps on the current w; second: DARTS' unrolled step (about "
                       "twice the cost)",
     "label": "a word or two appended to the run's folder name",
+    "kind": "gradient: one supernet learns α and the cell is derived from it; discrete: a "
+            "strategy proposes whole architectures and each is trained and scored (through "
+            "the evaluations database: one seen before costs nothing)",
+    "mlp.ops": "the hidden layers' activations to choose among",
+    "data.name:mlp": "regression1d: seed 001's noisy 1-D function; diabetes: scikit-learn's "
+                     "(regression); digits_flat: the 8×8 digits as 64 numbers "
+                     "(classification)",
+    "discrete.strategy": "random: uniform proposals; evolution: mutate the best of a sample, "
+                         "remove the oldest (Real et al. 2019); GA: seed 001's generations; "
+                         "REINFORCE: an LSTM controller learns which choices score well",
+    "discrete.budget": "how many proposals to answer (a cache hit counts as one)",
+    "discrete.seconds": "stop after this many seconds as well; 0 = no time limit",
+    "discrete.profile": "how each candidate is trained: classroom (minutes on a CPU) or "
+                        "paper (the published recipe)",
+    "discrete.population": "evolution: members kept (NASLib: 30); GA: a generation's size",
+    "discrete.sample": "evolution: members drawn for each tournament (NASLib: 10)",
+    "discrete.controller_hidden": "the controller LSTM's width",
+    "discrete.controller_lr": "Adam's learning rate for the controller",
+    "discrete.baseline_decay": "the reward baseline's moving-average weight (0: the last "
+                               "reward)",
+    "mlp.per_layer_activation": "one activation decision per hidden layer instead of one for "
+                                "all",
     "other": "any other setting by its dotted name, one key=value per line, as the CLI's --set "
              "(e.g. record.log_every=2, mitigations.aux_skip=true)",
 }
@@ -96,31 +134,102 @@ class Form:
         return self.add(path, st.number_input, label, value=value, **kwargs)
 
 
-def restart_group(form: Form) -> None:
+def run_kind(form: Form) -> str:
+    """A gradient search (the DARTS family) or a discrete one (whole architectures proposed
+    and each trained: random search, evolution, REINFORCE)."""
+    current = form.default("kind")
+    return form.add("kind", st.radio, "run kind", KINDS,
+                    index=KINDS.index(current) if current in KINDS else 0, horizontal=True,
+                    format_func=KIND_LABELS.get)
+
+
+def pick(form: Form, path: str, label: str, options: list[str], key: str, **kwargs: Any
+         ) -> Any:
+    """A selectbox of `options` only, starting from the preset's value where it is one (else
+    the first): what fits depends on other fields (the space's datasets), so the field is
+    keyed by `key` and starts afresh when they change."""
+    current = form.default(path)
+    return form.add(path, st.selectbox, label, options, key=key,
+                    index=options.index(current) if current in options else 0, **kwargs)
+
+
+def restart_group(form: Form, kind: str) -> str:
+    """The space, its ops and the data; a search's network and epochs. Returns the space."""
     left, right = st.columns(2)
     with left:
-        space = form.choice("space", "search space", tuple(cfg.SPACE_OPS))
+        spaces = [s for s in cfg.SPACE_OPS if kind == "discrete" or s in CELL_SPACES]
+        space = pick(form, "space", "search space", spaces,
+                     key="space" if kind == "search" else f"space:{kind}")
         space_ops = list(cfg.SPACE_OPS.get(space, ()))
         chosen = form.default("ops") if form.default("space") == space else space_ops
-        form.add("ops", st.multiselect, "candidate ops", space_ops,
-                 default=[o for o in chosen or space_ops if o in space_ops], key=f"ops:{space}")
-        dataset = form.choice("data.name", "dataset", cfg.DATASETS)
+        form.add("ops", st.multiselect, "activations" if space == "mlp" else "candidate ops",
+                 space_ops, default=[o for o in chosen or space_ops if o in space_ops],
+                 key=f"ops:{space}", help=HELP["mlp.ops"] if space == "mlp" else None)
+        datasets = list(TABULAR_DATASETS if space == "mlp" else IMAGE_DATASETS)
+        dataset = pick(form, "data.name", "dataset", datasets,
+                       key="data.name" if space != "mlp" else "data.name:mlp",
+                       help=HELP["data.name:mlp"] if space == "mlp" else None)
         if cfg.DataConfig(name=dataset).reads_root:
             st.caption(data_note(dataset))
-        form.number("data.subset", "images used", placeholder="all", step=1)
-        form.choice("strategy.name", "strategy", cfg.STRATEGIES,
-                    format_func=lambda n: STRATEGIES[n].label if n in STRATEGIES else n)
-        form.choice("strategy.order", "order", cfg.ORDERS)
+        if kind == "search":
+            form.number("data.subset", "images used", placeholder="all", step=1)
+            form.choice("strategy.name", "strategy", cfg.STRATEGIES,
+                        format_func=lambda n: STRATEGIES[n].label if n in STRATEGIES else n)
+            form.choice("strategy.order", "order", cfg.ORDERS)
     with right:
-        form.number("network.channels", "channels", step=2)
-        if space == "nb201":
-            form.number("network.cells_per_stage", "cells per stage")
-        else:
-            form.number("network.layers", "cells (layers)")
-        form.number("epochs", "epochs")
-        form.number("data.batch_size", "batch size")
+        if kind == "search":
+            form.number("network.channels", "channels", step=2)
+            if space == "nb201":
+                form.number("network.cells_per_stage", "cells per stage")
+            else:
+                form.number("network.layers", "cells (layers)")
+            form.number("epochs", "epochs")
+            form.number("data.batch_size", "batch size")
         form.number("seed", "seed")
-        form.choice("device", "device", cfg.DEVICES)
+        # the device section's name (its key stays "device": links and tests name it so)
+        form.choice("device.name", "device", cfg.DEVICES, key="device", help=HELP["device"])
+    return space
+
+
+def discrete_group(form: Form, space: str) -> None:
+    """The strategy, its budget and its own settings; the MLP space's choices."""
+    left, right = st.columns(2)
+    offered = [s for s in cfg.DISCRETE_STRATEGIES if s in DISCRETE_STRATEGIES
+               and (s != "gradient" or space == "mlp")]
+    with left:
+        strategy = pick(form, "discrete.strategy", "strategy", offered,
+                        key="discrete.strategy", format_func=lambda n: DISCRETE_LABELS.get(n, n))
+        budget = form.default("epochs") if form.default("kind") == "discrete" else \
+            form.default("discrete.budget")
+        form.add("epochs", st.number_input, "evaluations (the budget)", value=budget,
+                 min_value=1, step=1, key="epochs:discrete", help=HELP["discrete.budget"])
+        form.number("discrete.seconds", "time budget (s)", step=10.0, min_value=0.0)
+        form.choice("discrete.profile", "candidates' training", tuple(cfg.TRAIN_PROFILES))
+    with right:
+        if strategy in ("evolution", "ga"):
+            form.number("discrete.population", "population" if strategy == "evolution" else
+                        "generation size", step=1)
+        if strategy == "evolution":
+            form.number("discrete.sample", "tournament sample", step=1)
+        if strategy == "reinforce":
+            form.number("discrete.controller_hidden", "controller width", step=1)
+            form.number("discrete.controller_lr", "controller learning rate")
+            form.number("discrete.baseline_decay", "baseline decay")
+    if space == "mlp":
+        mlp_choices(form)
+
+
+def mlp_choices(form: Form) -> None:
+    """Seed 001's decisions, each a list of choices to search among."""
+    st.markdown("**The MLP space's choices** (each evaluation trains one pick of each)")
+    columns = st.columns(3)
+    for i, (path, label, more) in enumerate(MLP_CHOICES):
+        current = list(form.default(path))
+        options = sorted({*current, *more}) if path != "mlp.optimizers" else list(more)
+        with columns[i % 3]:
+            form.add(path, st.multiselect, label, options, default=current)
+    form.add("mlp.per_layer_activation", st.toggle, "one activation per hidden layer",
+             value=form.default("mlp.per_layer_activation"))
 
 
 def data_note(dataset: str) -> str:
@@ -134,10 +243,17 @@ def data_note(dataset: str) -> str:
 
 
 def declared(form: Form) -> dict[str, LiveParameter]:
-    """The live parameters of the strategy chosen in the form (they depend on it)."""
-    chosen = form.changes.get("strategy.name", form.base["strategy"]["name"])
+    """The live parameters of the run kind and strategy chosen in the form (they depend on
+    them)."""
     config = SearchConfig.from_dict(form.base)
-    config.strategy.name = chosen if chosen in STRATEGIES else config.strategy.name
+    config.kind = form.changes.get("kind", config.kind)
+    if config.kind == "discrete":
+        chosen = form.changes.get("discrete.strategy", config.discrete.strategy)
+        if chosen in DISCRETE_STRATEGIES:
+            config.discrete.strategy = chosen
+    else:
+        chosen = form.changes.get("strategy.name", config.strategy.name)
+        config.strategy.name = chosen if chosen in STRATEGIES else config.strategy.name
     return live_parameters(config)
 
 
@@ -156,6 +272,8 @@ def live_group(form: Form) -> dict[str, float]:
                                     help=parameter.help, key=f"{KEY}live:{name}")
             form.slots[name] = st.empty()
             run_only[name] = value
+    if form.changes.get("kind") == "discrete":
+        return run_only
     with st.expander("Regularizer schedules (how each weight moves over the search)"):
         st.caption("constant: the weight throughout; linear / cosine: a ramp from *start* "
                    "to the weight; aer: DARTS-AER's −weight → +weight.")
@@ -213,8 +331,22 @@ def validate(base: SearchConfig, changes: dict[str, Any]) -> tuple[SearchConfig 
         return (None if errors else config), errors
 
 
+def decisions_preview(config: SearchConfig) -> None:
+    """What a discrete search chooses among: its decisions and their choices."""
+    rows = discrete_viz.decision_rows(config)
+    count = math.prod(row["choices"] for row in rows)
+    st.markdown(f"**What this search chooses**: {len(rows)} decisions, {count:,} choice "
+                "vectors" + (" (activations below the depth change nothing)"
+                             if config.mlp.per_layer_activation and config.space == "mlp"
+                             else "") + ".")
+    st.dataframe(rows, hide_index=True, key="decisions")
+
+
 def preview(config: SearchConfig) -> None:
     """The α this search will start from: its shape follows the space and the ops chosen."""
+    if config.kind == "discrete":
+        decisions_preview(config)
+        return
     point = viz.uniform_point(config)
     ops = config.ops or []
     rows = next(iter(point.alphas.values())).shape[0]
@@ -241,7 +373,10 @@ def page() -> None:
     form = Form(base)
     st.subheader("Restart settings")
     st.caption("They fix the network and the data: changing one later means a new run.")
-    restart_group(form)
+    kind = run_kind(form)
+    space = restart_group(form, kind)
+    if kind == "discrete":
+        discrete_group(form, space)
     st.subheader("Live settings")
     st.caption("Their starting values; you can change them while the run goes, in the Live "
                "view.")

@@ -261,7 +261,7 @@ def test_lesson_starts_the_cured_twin_on_the_demo_seed(app, tmp_path) -> None:
         assert twin.config.seed == 3
         assert twin.config.to_dict() == served(preset("collapse-cured").with_changes(
             {"seed": 3})).to_dict()
-        assert "5 · Compare" in [h.value for h in at.subheader]
+        assert "6 · Compare" in [h.value for h in at.subheader]
     finally:
         twin.stop()
         assert twin.wait_for(lambda s: not s.is_active, TIMEOUT)
@@ -395,3 +395,43 @@ def test_retrain_this_cell_from_the_live_view(app, monkeypatch) -> None:
     button(at, "Retrain").click().run()
     assert at.query_params["run"] == child.run_id
     assert any("was retrained before" in w.value for w in at.warning)
+
+
+def test_the_lesson_retrains_both_cells_and_tabulates_the_two_rankings(app, tmp_path,
+                                                                       monkeypatch) -> None:
+    """Step 5 of the lesson: each finished search's final cell retrained on the hard task,
+    the table holding each supernet's validation accuracy beside its cell's test accuracy."""
+    from nas_engine import config as cfg
+
+    tiny_profile = {"epochs": 1, "network": {"channels": 4, "layers": 3},
+                    "data": {"batch_size": 64, "train_portion": 0.9,
+                             "clutter": {"images": 300, "canvas": 12}},
+                    "optim": {"w_lr": 0.025, "w_lr_min": 0.0, "w_nesterov": False,
+                              "w_weight_decay": 3e-4},
+                    "train": {"auxiliary_weight": 0.0, "drop_path": 0.0, "cutout": 0}}
+    monkeypatch.setitem(cfg.TRAIN_PROFILES["classroom"], "darts", tiny_profile)
+    demo = write_run(tmp_path / "runs", "darts", seed=1)
+    cured = write_run(tmp_path / "runs", "darts", seed=2)
+    at = app
+    at.run()
+    on_page(at, "pages/lesson.py", run=demo.run_id, cure=cured.run_id)
+    no_failure(at)
+    button(at, f"Retrain the cell of `{demo.run_id}`").click().run()
+    button(at, f"Retrain the cell of `{cured.run_id}`").click().run()
+    no_failure(at)
+    trains = [registry().get(at.query_params[k]) for k in ("retrain_demo", "retrain_cure")]
+    for train, search in zip(trains, (demo, cured)):
+        assert train.config.kind == "train" and train.config.data.name == "digits_clutter"
+        assert train.snapshot().lineage["parent"] == search.run_id
+        assert train.config.train.genotype == search.snapshot().epochs.genotypes[-1]["text"]
+        assert train.wait_for(lambda s: s.state == "finished", TIMEOUT)
+    at.run()
+    no_failure(at)
+    table = next(d.value for d in at.dataframe if "supernet val accuracy" in d.value)
+    assert table["supernet val accuracy"].tolist() == [
+        demo.snapshot().epochs.val_acc[-1], cured.snapshot().epochs.val_acc[-1]]
+    assert table["retrained cell, test accuracy"].tolist() == [
+        t.snapshot().latest["test_acc"] for t in trains]
+    verdicts = [m.value for m in (*at.success, *at.info) if "supernet" in m.value
+                or "wins both" in m.value]
+    assert len(verdicts) == 1

@@ -106,3 +106,45 @@ def test_start_watch_pause_and_find_the_run_again(tmp_path) -> None:
     lines = log.read_text().splitlines()
     assert not [line for line in lines if "Traceback" in line], lines
     assert len([line for line in lines if "progress feed" in line]) == 1, lines  # the damaged
+
+
+def test_discrete_runs_draw_in_the_browser(tmp_path, monkeypatch) -> None:
+    """Finished discrete runs (toy scores, no training) drawn by Chromium: the live view's
+    best-so-far charts, population and incumbent cell, then the Compare strategies page's
+    curves and table. Screenshots of both are kept under test-artifacts/."""
+    from playwright.sync_api import expect, sync_playwright
+
+    import nas_engine.discrete.job as discrete_job
+    from nas_engine.runner import RunRegistry
+    from tests.test_discrete_pages import ToyEvaluator, discrete_config
+
+    monkeypatch.setattr(discrete_job, "Evaluator", ToyEvaluator)
+    registry = RunRegistry(tmp_path / "runs")
+    ids = []
+    for strategy in ("evolution", "random"):
+        for seed in (0, 1):
+            run = registry.create(discrete_config(strategy, seed=seed, epochs=20)).start()
+            run.join()
+            ids.append(run.run_id)
+    with streamlit_server(tmp_path / "runs") as server, sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        page = browser.new_page(viewport={"width": 1400, "height": 2200})
+        page.set_default_timeout(WAIT_MS)
+        page.goto(f"{server}/live?run={ids[0]}")
+        expect(page.get_by_text(f"{ids[0]} — finished")).to_be_visible()
+        for chart in ("live-best-evaluations", "live-best-seconds", "live-population"):
+            box = page.locator(f".st-key-{chart} canvas").first.bounding_box()
+            assert box["width"] > 300 and box["height"] > 150, chart
+        expect(page.get_by_test_id("stGraphVizChart").locator("svg").first).to_be_visible()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "browser-discrete-live.png"), full_page=True)
+
+        page.goto(f"{server}/strategies?runs={','.join(ids)}")
+        expect(page.get_by_text("Final best scores")).to_be_visible()
+        expect(page.locator(".st-key-strategies-curves .main-svg").first).to_be_visible()
+        expect(page.get_by_text("evolution (2 runs)")).to_be_visible()
+        expect(page.get_by_text("80/80 evaluations · 4 finished")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "browser-strategies.png"), full_page=True)
+        browser.close()
+    (log,) = tmp_path.glob("streamlit-*.log")
+    assert "Traceback" not in log.read_text()

@@ -147,4 +147,4 @@ def test_architecture_key_dispatches_by_space() -> None:
     assert architecture_key("nb201", nb201(SWAP_A)) == nb201_network_key(nb201(SWAP_A))
     assert architecture_key("nb201", nb201(SWAP_A)) != nb201_key(nb201(SWAP_A))
     with pytest.raises(ValueError, match="no architecture key"):
-        architecture_key("mlp", darts(V2_NORMAL))
+        architecture_key("nb101", darts(V2_NORMAL))

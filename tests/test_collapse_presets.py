@@ -26,7 +26,7 @@ def test_collapse_twins_differ_in_one_setting() -> None:
     """Comparing the twins isolates the effect of that one mitigation."""
     demo, cured = (_leaves(preset(n).to_dict()) for n in ("collapse-demo", "collapse-cured"))
     assert {k for k in demo if demo[k] != cured[k]} == {"mitigations.skip_dropout"}
-    assert demo["data.name"] == "digits" and demo["device"] == "cpu"
+    assert demo["data.name"] == "digits" and demo["device.name"] == "cpu"
 
 
 def _first_epoch(name: str) -> dict[str, Any]:

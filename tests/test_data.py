@@ -111,7 +111,8 @@ def test_unknown_name_message_lists_choices() -> None:
     with pytest.raises(ValueError) as info:
         load_images(DataConfig(name="foo"))
     assert str(info.value) == ("data.name must be one of digits, digits_clutter, mnist, "
-                               "fashion_mnist, cifar10; got 'foo'")
+                               "fashion_mnist, cifar10, regression1d, diabetes, digits_flat; "
+                               "got 'foo'")
 
 
 # --- split ---------------------------------------------------------------------------------

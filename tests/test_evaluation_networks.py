@@ -191,6 +191,8 @@ def test_affine_ops_keep_per_edge_slices_consistent() -> None:
 
 def test_build_network_rejects_bad_requests() -> None:
     with pytest.raises(ValueError, match="no network for space"):
+        build_network("nb101", DARTS_V2, 3, 10, 32)
+    with pytest.raises(TypeError, match="MlpArch"):
         build_network("mlp", DARTS_V2, 3, 10, 32)
     with pytest.raises(ValueError, match="multiple of 4"):
         build_network("darts", DARTS_V2, 3, 10, 30)

@@ -20,7 +20,8 @@ class HessianEigenvalue(Component):
     collapse. Measured on a fixed validation batch in train mode, as the search sees the
     supernet. What the measurement touches is put back (BatchNorm's running statistics, the
     Gumbel sampler), so a run with λmax follows the same trajectory as one without; a discrete
-    mixing computes every op meanwhile, so the Hessian covers the whole of α."""
+    mixing computes every op meanwhile, so the Hessian covers the whole of α. It runs in
+    float32 (`hessian_max_eigenvalue`), on the eager network (`Precision.compiled`)."""
 
     name = "hessian"
 

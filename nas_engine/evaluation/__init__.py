@@ -1,5 +1,6 @@
-"""Evaluating a derived cell: the networks retrained from a genotype and the canonical keys
-under which their results are stored."""
+"""Evaluating a derived cell (or an MLP of seed 001's space): the networks retrained from a
+genotype and the canonical keys under which their results are stored. The retrain jobs are
+`training.training_job`'s."""
 
 from nas_engine.evaluation.canonical import (
     architecture_key,
@@ -10,6 +11,7 @@ from nas_engine.evaluation.canonical import (
 )
 from nas_engine.evaluation.networks import (
     NETWORKS,
+    build_mlp,
     build_network,
     count_flops,
     count_parameters,
@@ -18,6 +20,7 @@ from nas_engine.evaluation.networks import (
 __all__ = [
     "NETWORKS",
     "architecture_key",
+    "build_mlp",
     "build_network",
     "count_flops",
     "count_parameters",

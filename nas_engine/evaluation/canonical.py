@@ -203,10 +203,11 @@ def nb201_network_key(genotype: NB201Genotype) -> str:
 
 # space -> the evaluations database's key. NB201 uses the network key: the benchmark's string
 # (`nb201_key`, 6,466 classes) gives one key to some cells that are different networks, and a
-# shared key would serve one cell's accuracy for another. The MLP space's key joins here.
+# shared key would serve one cell's accuracy for another. An MLP's canonical JSON is its key.
 ARCHITECTURE_KEYS: dict[str, Callable[[Any], str]] = {
     "darts": darts_key,
     "nb201": nb201_network_key,
+    "mlp": lambda arch: arch.to_text(),
 }
 
 

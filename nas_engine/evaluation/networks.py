@@ -10,6 +10,7 @@ A supernet's accuracy does not say (REFERENCE.md §5): the derived cell has to b
 - NAS-Bench-201 (Dong & Yang, ICLR 2020; the benchmark's TinyNetwork): stem conv 3x3 C + BN,
   three stages of N cells (C, 2C, 4C) with a stride-2 ResNet block between them, BN-ReLU,
   global pooling, classifier.
+- MLP (seed 001's space): Linear-activation-Dropout per hidden layer, a Linear head.
 
 The ops are those of `nas_engine.spaces.ops`, built for one edge with affine BN, so a retrained
 op is the supernet's op (DARTS' pools lose the supernet's BN, as in the official net).
@@ -24,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nas_engine.catalog import CELL_SPACES
 from nas_engine.spaces.dag import edge_list
 from nas_engine.spaces.darts import reduction_layers
 from nas_engine.spaces.genotypes import (
@@ -33,6 +35,7 @@ from nas_engine.spaces.genotypes import (
     DartsGenotype,
     NB201Genotype,
 )
+from nas_engine.spaces.mlp import MlpArch
 from nas_engine.spaces.nb201 import skeleton
 from nas_engine.spaces.ops import DilConv, EdgeInput, FactorizedReduce, ReLUConvBN, SepConv
 
@@ -266,11 +269,30 @@ def _build_nb201(genotype: NB201Genotype, in_channels: int, num_classes: int,
     return NB201Network(genotype, channels, cells_per_stage, in_channels, num_classes)
 
 
-# space -> builder(genotype, in_channels, num_classes, **size). The MLP space's network joins
-# here when that space exists.
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh}
+
+
+def build_mlp(arch: MlpArch, in_features: int, outputs: int) -> nn.Module:
+    """Seed 001's MLP: per hidden layer Linear → its activation → Dropout, then a Linear head
+    (logits, or the regression output)."""
+    if not isinstance(arch, MlpArch):
+        raise TypeError(f"the mlp network needs an MlpArch, got {type(arch).__name__}")
+    layers: list[nn.Module] = []
+    width_in = in_features
+    for activation in arch.activations:
+        layers += [nn.Linear(width_in, arch.width), ACTIVATIONS[activation](),
+                   nn.Dropout(arch.dropout)]
+        width_in = arch.width
+    return nn.Sequential(*layers, nn.Linear(width_in, outputs))
+
+
+# space -> builder(genotype, in_channels, num_classes, **size); the MLP's "channels" are its
+# input features, its "classes" the outputs.
 NETWORKS: dict[str, Callable[..., nn.Module]] = {
     "darts": _build_darts,
     "nb201": _build_nb201,
+    "mlp": build_mlp,
 }
 
 
@@ -281,11 +303,12 @@ def build_network(space: str, genotype: Any, in_channels: int, num_classes: int,
     `size`: darts `channels` (36), `layers` (20), `auxiliary` (True); nb201 `channels` (16),
     `cells_per_stage` (5). Both cell networks halve the image twice, so `image_size` must be a
     multiple of 4 (odd maps would misalign FactorizedReduce's and the ResNet block's halves).
+    The MLP reads feature vectors: `in_channels` are its features, `image_size` is unused.
     """
     if space not in NETWORKS:
         raise ValueError(f"no network for space {space!r}; known: {sorted(NETWORKS)}")
     factor = 2**REDUCTIONS
-    if image_size % factor:
+    if space in CELL_SPACES and image_size % factor:
         raise ValueError(f"the {space} network needs an image size that is a multiple of "
                          f"{factor}; got {image_size}")
     return NETWORKS[space](genotype, in_channels, num_classes, **size)
@@ -299,8 +322,9 @@ def count_parameters(module: nn.Module, exclude_auxiliary: bool = True) -> int:
 
 
 def count_flops(module: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Multiply-accumulates of one image of shape (channels, height, width) through every
-    Conv2d and Linear, counted by forward hooks in eval mode (no auxiliary head, no drop path).
+    """Multiply-accumulates of one input, an image (channels, height, width) or a feature
+    vector (features,), through every Conv2d and Linear, counted by forward hooks in eval mode
+    (no auxiliary head, no drop path).
 
     A conv counts output elements × (input channels / groups) × kernel area, a linear layer
     input × output features; biases, BatchNorm, activations, pools and additions are not

@@ -14,6 +14,7 @@ import hashlib
 import json
 import statistics
 import time
+from abc import abstractmethod
 from typing import Any
 
 import torch
@@ -27,11 +28,12 @@ from nas_engine.evaluation.canonical import architecture_key
 from nas_engine.evaluation.networks import build_network, count_flops, count_parameters
 from nas_engine.evaluations import Evaluation, EvaluationKey, EvaluationsDB
 from nas_engine.loop import EpochLoop, StepLosses, seed_everything
+from nas_engine.precision import Precision
 from nas_engine.records import Record
 from nas_engine.spaces.genotypes import parse_genotype
 from nas_engine.store import Recorder
 
-LATENCY_RUNS = 20  # forward passes of one image, timed after 3 untimed ones
+LATENCY_RUNS = 20  # forward passes of one example, timed after 3 untimed ones
 
 LIVE = (LiveParameter("w_lr", "learning rate",
                       "SGD learning rate of the retrained network; the cosine schedule "
@@ -71,30 +73,93 @@ def evaluation_key(config: SearchConfig) -> EvaluationKey:
                          config.data.name, config.data.task(), profile_key(config), config.seed)
 
 
-class Training(EpochLoop):
+class RetrainJob(EpochLoop):
+    """What every retrain job shares: at the last epoch the result goes to the evaluations
+    database under the runs root (`result`) and the weights to the run folder; a checkpoint
+    each epoch; latency at batch 1; the optimiser's learning rate as the live value `w_lr`.
+    A job sets `config`, `model`, `optimizer` and `input_shape` (one example's shape)."""
+
+    config: SearchConfig
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    input_shape: tuple[int, ...]
+    result: Evaluation | None = None
+
+    @abstractmethod
+    def evaluation(self, record: Record) -> Evaluation:
+        """The database row of the last epoch's record."""
+
+    def after_epoch(self, record: Record) -> None:
+        if self.epoch == self.epochs:
+            evaluation = self.evaluation(record)
+            if self.recorder is not None:
+                evaluation = EvaluationsDB(self.recorder.path.parent).put(evaluation)
+                self.recorder.write_weights(self.model.state_dict())
+            self.result = evaluation
+        if self.recorder is not None and self.config.record.checkpoint:
+            self.recorder.save_checkpoint(self.state_dict(), self.epoch)
+
+    def latency_ms(self) -> float:
+        """Median milliseconds of a forward pass of one example on the CPU (eval mode)."""
+        model = self.model.to("cpu").eval()
+        x = torch.randn(1, *self.input_shape)
+        times = []
+        with torch.no_grad():
+            for i in range(3 + LATENCY_RUNS):
+                started = time.perf_counter()
+                model(x)
+                if i >= 3:
+                    times.append(1e3 * (time.perf_counter() - started))
+        self.model.to(self.device)
+        return round(statistics.median(times), 4)
+
+    def initial_record(self) -> Record:
+        return {"kind": "init", "epoch": 0, "step": 0, "time_s": 0.0,
+                "live": self.live_values()}
+
+    def live_values(self) -> dict[str, float]:
+        return {"w_lr": self.optimizer.param_groups[0]["lr"]}
+
+    def set_live(self, name: str, value: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = value
+
+
+def training_job(config: SearchConfig, recorder: Recorder | None = None) -> RetrainJob:
+    """The job of a `train` run: the MLP's retrain for the mlp space, the cell's otherwise."""
+    from nas_engine.evaluation.mlp_training import MlpTraining  # it builds on this module
+
+    return (MlpTraining if config.space == "mlp" else Training)(config, recorder)
+
+
+class Training(RetrainJob):
     advice = "try a smaller optim.w_lr"
 
     def __init__(self, config: SearchConfig, recorder: Recorder | None = None) -> None:
         self.config = config.validate()
-        device = resolve_device(config.device)
+        device = resolve_device(config.device.name)
         configure_threads(device, config.threads)
+        self.precision = precision = Precision.of(config.device, device)
         images = load_images(config.data, config.seed)
         self.genotype = parse_genotype(config.space, config.train.genotype)
-        self.image_shape = (images.in_channels, images.image_size, images.image_size)
+        self.input_shape = (images.in_channels, images.image_size, images.image_size)
         seed_everything(config.seed)
-        self.model = build_network(config.space, self.genotype, images.in_channels,
-                                   images.num_classes, images.image_size,
-                                   **network_size(config)).to(device)
+        self.model = precision.place(build_network(
+            config.space, self.genotype, images.in_channels, images.num_classes,
+            images.image_size, **network_size(config)))
+        self.forward = precision.compiled(self.model)  # the steps' and evaluations' passes
         opt = config.optim
         self.optimizer = torch.optim.SGD(self.model.parameters(), opt.w_lr,
                                          momentum=opt.w_momentum, nesterov=opt.w_nesterov,
                                          weight_decay=opt.w_weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             self.optimizer, T_max=config.epochs, eta_min=opt.w_lr_min)
-        self.train_stream, self.val_stream = make_streams(images, config.data, config.seed,
-                                                          device, cutout=config.train.cutout)
+        self.train_stream, self.val_stream = make_streams(
+            images, config.data, config.seed, device, cutout=config.train.cutout,
+            channels_last=precision.channels_last)
         self.test_stream = BatchStream(images, images.test, config.data.batch_size,
-                                       config.seed + 2, device)
+                                       config.seed + 2, device,
+                                       channels_last=precision.channels_last)
         self.test_split = images.test_split()
         super().__init__(recorder, device, len(self.train_stream), config.epochs,
                          config.record.log_every)
@@ -110,11 +175,12 @@ class Training(EpochLoop):
             model.drop_path_prob = self.config.train.drop_path * self.epoch / self.epochs
         x, y = self.train_stream.next()
         self.optimizer.zero_grad(set_to_none=True)
-        out = model(x)
-        logits, aux = out if isinstance(out, tuple) else (out, None)
-        loss = F.cross_entropy(logits, y)
-        if aux is not None:
-            loss = loss + self.config.train.auxiliary_weight * F.cross_entropy(aux, y)
+        with self.precision.autocast():  # the losses in float32 (autocast's policy)
+            out = self.forward(x)
+            logits, aux = out if isinstance(out, tuple) else (out, None)
+            loss = F.cross_entropy(logits, y)
+            if aux is not None:
+                loss = loss + self.config.train.auxiliary_weight * F.cross_entropy(aux, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), self.config.optim.grad_clip)
         self.optimizer.step()
@@ -126,16 +192,13 @@ class Training(EpochLoop):
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device)
         for x, y in stream.iter_pass():
-            logits = self.model(x)
-            loss_sum += F.cross_entropy(logits, y, reduction="sum")
+            with self.precision.autocast():
+                logits = self.forward(x)
+                loss_sum += F.cross_entropy(logits, y, reduction="sum")
             correct += (logits.argmax(1) == y).sum()
         return (loss_sum / stream.num_samples).item(), correct.item() / stream.num_samples
 
     # -- records ---------------------------------------------------------------------------
-    def initial_record(self) -> Record:
-        return {"kind": "init", "epoch": 0, "step": 0, "time_s": 0.0,
-                "live": self.live_values()}
-
     def step_record(self, losses: StepLosses) -> Record:
         return {"train_loss": losses.train_loss.item(),
                 "train_acc": losses.train_correct.item() / losses.batch_size,
@@ -148,51 +211,22 @@ class Training(EpochLoop):
             test_loss, test_acc = self.evaluate(self.test_stream)
             record.update(test_loss=test_loss, test_acc=test_acc,
                           params=count_parameters(self.model),
-                          flops=count_flops(self.model, self.image_shape),
+                          flops=count_flops(self.model, self.input_shape),
                           latency_ms=self.latency_ms(), test_split=self.test_split)
         return record
 
-    def latency_ms(self) -> float:
-        """Median milliseconds of a forward pass of one image on the CPU (eval mode)."""
-        model = self.model.to("cpu").eval()
-        x = torch.randn(1, *self.image_shape)
-        times = []
-        with torch.no_grad():
-            for i in range(3 + LATENCY_RUNS):
-                started = time.perf_counter()
-                model(x)
-                if i >= 3:
-                    times.append(1e3 * (time.perf_counter() - started))
-        self.model.to(self.device)
-        return round(statistics.median(times), 4)
-
     def after_epoch(self, record: Record) -> None:
         self.scheduler.step()
-        if self.epoch == self.epochs:
-            self.result = self._store(record)
-            if self.recorder is not None:
-                self.recorder.write_weights(self.model.state_dict())
-        if self.recorder is not None and self.config.record.checkpoint:
-            self.recorder.save_checkpoint(self.state_dict(), self.epoch)
+        super().after_epoch(record)
 
-    def _store(self, record: Record) -> Evaluation:
+    def evaluation(self, record: Record) -> Evaluation:
         r: dict[str, Any] = dict(record)
-        evaluation = Evaluation(evaluation_key(self.config), r["test_acc"], r["val_acc"],
-                                r["params"], r["flops"], r["latency_ms"], r["time_s"],
-                                None if self.recorder is None else self.recorder.run_id,
-                                self.config.train.genotype)
-        if self.recorder is None:
-            return evaluation
-        return EvaluationsDB(self.recorder.path.parent).put(evaluation)
+        return Evaluation(evaluation_key(self.config), r["test_acc"], r["val_acc"],
+                          r["params"], r["flops"], r["latency_ms"], r["time_s"],
+                          None if self.recorder is None else self.recorder.run_id,
+                          self.config.train.genotype)
 
-    # -- live parameters and state ---------------------------------------------------------
-    def live_values(self) -> dict[str, float]:
-        return {"w_lr": self.optimizer.param_groups[0]["lr"]}
-
-    def set_live(self, name: str, value: float) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = value
-
+    # -- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {**self.loop_state(), "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
@@ -215,7 +249,7 @@ def cell_text(space: str, genotype: dict[str, Any]) -> str:
 
 
 def retrain_config(search: SearchConfig, genotype: dict[str, Any], profile: str = "classroom",
-                   dataset: str = "digits_clutter", seed: int | None = None,
+                   dataset: str | None = None, seed: int | None = None,
                    changes: dict[str, Any] | None = None) -> SearchConfig:
     """A `train` run of a search's cell (as recorded), by default on the hard offline task with
     the search's seed."""

@@ -270,9 +270,9 @@ def skip_count_nb201(g: NB201Genotype) -> int:
     return sum(op == SKIP for op, _ in g.edges)
 
 
-def parse_genotype(space: str, text: str) -> DartsGenotype | NB201Genotype:
-    """A pasted cell: `Genotype(...)` for darts, the arch string for nb201; every op must be
-    one of the space's."""
+def parse_genotype(space: str, text: str) -> Any:
+    """A pasted cell: `Genotype(...)` for darts, the arch string for nb201, the JSON of an
+    `MlpArch` for mlp; every op must be one of the space's."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError("the cell is empty")
     if space == "darts":
@@ -281,6 +281,10 @@ def parse_genotype(space: str, text: str) -> DartsGenotype | NB201Genotype:
     elif space == "nb201":
         genotype = NB201Genotype.from_arch_str(text)
         ops = [op for op, _ in genotype.edges]
+    elif space == "mlp":
+        from nas_engine.spaces.mlp import MlpArch
+
+        return MlpArch.from_text(text)
     else:
         raise ValueError(f"no genotype format for space {space!r}")
     unknown = sorted(set(ops) - set(SPACE_OPS[space]))

@@ -356,7 +356,7 @@ class EdgeOps(nn.Module):
             mixed = torch.stack([zero if t is None else t for t in per_edge], dim=1)
             # The unchosen ops' weights (0 in value) still pass their gradient straight
             # through, as in the official GDAS and NASP forward (`w·op(x) if chosen else w`).
-            self._unchosen = self._unchosen.to(weights.device)
+            self._unchosen = self._unchosen.to(weights.device, non_blocking=True)
             rest = (weights * self._unchosen).sum(1)
             mixed = mixed + rest.view(1, -1, 1, 1, 1)
         if self.aux_skip:

@@ -4,7 +4,11 @@ is first order, ∇α L_val(w, α), or DARTS' second order: through one unrolled
 with the Hessian-vector product taken by central finite differences (REFERENCE.md §1),
   ∇α L_val(w', α) − ξ·[∇α L_train(w⁺, α) − ∇α L_train(w⁻, α)] / (2ε).
 A strategy built on it says how the supernet mixes (`adapt_search_space`) and, where its
-rule differs, how α's gradient is taken and what follows the α update."""
+rule differs, how α's gradient is taken and what follows the α update.
+
+Every forward pass runs at the run's precision (`nas_engine.precision`: bf16 autocast under
+AMP) but the two of the finite difference: their difference is a small change of a gradient,
+which bf16's 8-bit mantissa would drown, so they run in float32."""
 
 from __future__ import annotations
 
@@ -16,7 +20,9 @@ from torch.func import functional_call
 
 from nas_engine.components import Components, LiveParameter
 from nas_engine.config import SearchConfig
+from nas_engine.mixing import Weights
 from nas_engine.model import SearchModel
+from nas_engine.precision import Precision, float32
 from nas_engine.strategies.base import Batch, StepResult, Strategy
 
 Gradients = list[torch.Tensor]
@@ -24,6 +30,10 @@ Gradients = list[torch.Tensor]
 
 class GradientStrategy(Strategy):
     """Not a strategy by itself: the machinery of the gradient ones."""
+
+    def __init__(self, config: SearchConfig, device: torch.device) -> None:
+        super().__init__(config, device)
+        self.precision = Precision.of(config.device, device)
 
     @classmethod
     def declared(cls, config: SearchConfig) -> tuple[LiveParameter, ...]:
@@ -40,6 +50,7 @@ class GradientStrategy(Strategy):
     def attach(self, model: SearchModel, components: Components) -> None:
         opt = self.config.optim
         self.model = model
+        self.net = self.precision.compiled(model.net)  # what the steps' plain passes call
         self.components = components
         self.weights = list(model.weight_parameters())
         self.alphas = model.arch_parameters()
@@ -65,6 +76,20 @@ class GradientStrategy(Strategy):
         return self.w_scheduler.last_epoch
 
     # -- the step --------------------------------------------------------------------------
+    def loss(self, batch: Batch, weights: Weights, params: dict[str, torch.Tensor] | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cross-entropy, logits) of the supernet at the run's precision (the loss in
+        float32); `params` stand in for w (the unrolled w')."""
+        x, y = batch
+        weights = self.precision.mixing(weights)
+        with self.precision.autocast():
+            if params is None:
+                logits = self.net(x, weights)
+            else:  # the unrolled step's w', eagerly: functional_call swaps the module's own
+                # parameters (the compiled wrapper names them differently)
+                logits = functional_call(self.model.net, params, (x, weights))
+            return F.cross_entropy(logits, y), logits
+
     def step(self, train: Batch, val: Batch, progress: float) -> StepResult:
         self.components.before_step(progress)
         val_loss = self.alpha_step(train, val, progress)
@@ -78,7 +103,7 @@ class GradientStrategy(Strategy):
     def alpha_step(self, train: Batch, val: Batch, progress: float) -> torch.Tensor:
         if not self.alpha_moves():
             with torch.no_grad():  # the val loss for the records; α stays
-                return self.model.loss(*val)
+                return self.loss(val, self.model.mixing_weights())[0]
         val_loss, grads = self.alpha_gradients(train, val)
         alphas = dict(self.model.alphas)
         terms = [t for t in (self.alpha_terms(alphas),
@@ -105,7 +130,7 @@ class GradientStrategy(Strategy):
         """What the rule does once α has moved (NASP's proximal step)."""
 
     def first_order_gradients(self, val: Batch) -> tuple[torch.Tensor, Gradients]:
-        val_loss = self.model.loss(*val)
+        val_loss, _ = self.loss(val, self.model.mixing_weights())
         # Only α's gradient is needed: skip every weight gradient in this backward.
         return val_loss, list(torch.autograd.grad(val_loss, self.alphas))
 
@@ -118,7 +143,7 @@ class GradientStrategy(Strategy):
         group = self.w_optimizer.param_groups[0]
         xi, weight_decay = group["lr"], group["weight_decay"]
         weights = self.model.mixing_weights()
-        train_loss = F.cross_entropy(net(train[0], weights), train[1])
+        train_loss, _ = self.loss(train, weights)
         grads = torch.autograd.grad(train_loss, self.weights)
         unrolled = {}
         for name, w, g in zip(names, self.weights, grads):
@@ -127,7 +152,7 @@ class GradientStrategy(Strategy):
             if buf is not None:
                 step = step + group["momentum"] * buf
             unrolled[name] = (w.detach() - xi * step).requires_grad_()
-        val_loss = F.cross_entropy(functional_call(net, unrolled, (val[0], weights)), val[1])
+        val_loss, _ = self.loss(val, weights, unrolled)
         found = torch.autograd.grad(val_loss, [*self.alphas, *unrolled.values()])
         d_alpha, d_unrolled = found[: len(self.alphas)], found[len(self.alphas):]
         eps = self.config.strategy.fd_radius / torch.linalg.vector_norm(
@@ -143,19 +168,19 @@ class GradientStrategy(Strategy):
                               direction: tuple[torch.Tensor, ...], scale: torch.Tensor
                               ) -> tuple[torch.Tensor, ...]:
         shifted = {n: w.detach() + scale * d for n, w, d in zip(names, self.weights, direction)}
-        logits = functional_call(self.model.net, shifted, (train[0], self.model.mixing_weights()))
-        return torch.autograd.grad(F.cross_entropy(logits, train[1]), self.alphas)
+        with float32(self.device):
+            logits = functional_call(self.model.net, shifted,
+                                     (train[0], self.model.mixing_weights()))
+            return torch.autograd.grad(F.cross_entropy(logits, train[1]), self.alphas)
 
     def weight_step(self, train: Batch, progress: float) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = train
         self.w_optimizer.zero_grad(set_to_none=True)
         perturb = self.components.perturbation(progress)
-        logits = self.model(x, self.model.mixing_weights(perturb))
-        loss = F.cross_entropy(logits, y)
+        loss, logits = self.loss(train, self.model.mixing_weights(perturb))
         loss.backward(inputs=self.weights)
         torch.nn.utils.clip_grad_norm_(self.weights, self.config.optim.grad_clip)
         self.w_optimizer.step()
-        return loss.detach(), (logits.argmax(1) == y).sum()
+        return loss.detach(), (logits.argmax(1) == train[1]).sum()
 
     # -- schedule, live parameters, state ----------------------------------------------------
     def after_epoch(self, epoch: int) -> None:

@@ -26,9 +26,10 @@ import torch
 
 from nas_engine.config import DataConfig, SearchConfig
 from nas_engine.data import load_images
+from nas_engine.device import cpu_threads
 from nas_engine.evaluation.training import evaluation_key, retrain_config
 from nas_engine.evaluations import EvaluationsDB
-from nas_engine.runner import Run, RunRegistry
+from nas_engine.runner import Run, RunRegistry, start_in_turn
 from nas_engine.snapshot import Snapshot
 from nas_engine.store import RunFolderError, list_runs
 
@@ -52,6 +53,7 @@ SEARCH = "pages/search.py"
 LIVE = "pages/live.py"
 INSPECT = "pages/inspector.py"
 COMPARE = "pages/compare.py"
+STRATEGIES = "pages/strategies.py"
 LESSON = "pages/lesson.py"
 PAGES = [  # file, title, icon: the sidebar, in this order
     (HOME, "Home", "home"),
@@ -59,8 +61,10 @@ PAGES = [  # file, title, icon: the sidebar, in this order
     (LIVE, "Live view", "monitoring"),
     (INSPECT, "Collapse inspector", "troubleshoot"),
     (COMPARE, "Compare runs", "compare_arrows"),
+    (STRATEGIES, "Compare strategies", "leaderboard"),
     (LESSON, "Lesson: collapse", "school"),
 ]
+MAX_NAMED = 5  # a message names this many left-out runs, then counts the rest
 
 
 def runs_dir() -> Path:
@@ -254,6 +258,38 @@ def reason(exc: BaseException, folder: Path | None = None) -> str:
     return line if len(line) <= 200 else line[:200] + "…"
 
 
+def requested(text: str, runs: list[str], problems: dict[str, str], limit: int
+              ) -> tuple[list[str], list[str]]:
+    """The runs a comma-separated `?runs=` names that may be shown, each once and at most
+    `limit`, and why each of the others is left out (unknown, unreadable or of another kind
+    as `problems` says, named twice, one too many)."""
+    asked: list[str] = []
+    left_out: list[str] = []
+    seen: set[str] = set()
+    for run_id in filter(None, (part.strip() for part in text.split(","))):
+        shown = shown_id(run_id)
+        if run_id in seen:  # said once is enough for one that is left out anyway
+            if run_id in asked:
+                left_out.append(f"{shown} (named twice; compared once)")
+            continue
+        seen.add(run_id)
+        if run_id in problems:
+            left_out.append(f"{shown} ({problems[run_id]})")
+        elif run_id not in runs:
+            left_out.append(f"{shown} (no such run)")
+        elif len(asked) == limit:
+            left_out.append(f"{shown} (at most {limit} runs at once)")
+        else:
+            asked.append(run_id)
+    return asked, left_out
+
+
+def left_out_message(left_out: list[str]) -> str:
+    more = len(left_out) - MAX_NAMED
+    return ("Left out of the comparison: " + "; ".join(left_out[:MAX_NAMED])
+            + (f"; and {more} more" if more > 0 else "") + ".")
+
+
 def try_open(run_id: str) -> tuple[Run | None, str | None]:
     """The run `run_id`, or None and why not ("no such run", "unreadable: ..."). A damaged
     folder is a finding the page states, not a failure of the page."""
@@ -304,6 +340,14 @@ def create_run(config: SearchConfig, label: str = "", live: dict[str, float] | N
     for name, value in (live or {}).items():
         run.set(name, value)
     return run.start()
+
+
+def create_runs_in_turn(configs: list[SearchConfig], label: str) -> list[Run]:
+    """Runs of `configs` on the server's data, created now and started in turn, as many at a
+    time as the cores less the one the app keeps (`runner.start_in_turn`)."""
+    runs = [registry().create(served(c), label=label) for c in configs]
+    start_in_turn(runs, cpu_threads(None))
+    return runs
 
 
 def start_run(config: SearchConfig, label: str = "", live: dict[str, float] | None = None

@@ -134,12 +134,19 @@ def run_header(snap: Snapshot) -> None:
     if config.kind == "train":
         line = (f"retraining a {config.space} cell · {config.data.name} · seed {config.seed} · "
                 f"{config.train.profile} profile")
+    elif config.kind == "discrete":
+        d = config.discrete
+        time_budget = f" or {d.seconds:g} s" if d.seconds else ""
+        line = (f"discrete search: {d.strategy} · {config.space} space · {config.data.name} · "
+                f"budget {config.epochs} evaluations{time_budget} · seed {config.seed} · "
+                f"candidates trained with the {d.profile} profile")
     if lineage and lineage.get("retrain"):
         at = "as it was" if lineage.get("epoch") is None else f"at epoch {lineage['epoch']}"
         line += f" · the cell of `{lineage['parent']}` {at}"
     elif lineage:
         changes = ", ".join(f"{k}={v}" for k, v in lineage.get("changes", {}).items())
-        line += f" · branched from `{lineage['parent']}` at epoch {lineage['epoch']}"
+        at = "after evaluation" if config.kind == "discrete" else "at epoch"
+        line += f" · branched from `{lineage['parent']}` {at} {lineage['epoch']}"
         line += f" ({changes})" if changes else ""
     st.caption(line)
     if snap.message:

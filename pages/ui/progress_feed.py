@@ -50,7 +50,7 @@ _progress_bar = st.components.v2.component(
     js=(Path(__file__).parent / "progress_feed.js").read_text(encoding="utf-8"))
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
@@ -70,10 +70,19 @@ def _bar(epochs: int, epoch: int, step: int, total_steps: int, searched_s: float
         done, where = step / total_steps, f"step {step}/{total_steps}"
     else:  # a run read from disk: its epoch length is known only to a live search
         done, where = epoch / epochs, f"step {step}"
-    eta = f" · about {_duration(eta_s)} left" if eta_s else ""
+    eta = f" · about {duration(eta_s)} left" if eta_s else ""
     current = min(epoch + 1, epochs)  # 1-based, as the charts name epochs
     return {"fraction": min(done, 1.0),
-            "text": f"epoch {current}/{epochs} · {where} · {_duration(searched_s)} searched{eta}"}
+            "text": f"epoch {current}/{epochs} · {where} · {duration(searched_s)} searched{eta}"}
+
+
+def _evaluations_bar(budget: int, done: int, cache_hits: int, searched_s: float,
+                     eta_s: float | None) -> dict[str, Any]:
+    """A discrete run's bar: one step is one evaluation, the budget its epochs."""
+    eta = f" · about {duration(eta_s)} left" if eta_s else ""
+    hits = f" · {cache_hits} from the database" if cache_hits else ""
+    return {"fraction": min(done / max(budget, 1), 1.0),
+            "text": f"evaluation {done}/{budget}{hits} · {duration(searched_s)} searched{eta}"}
 
 
 def progress_line(snap: Snapshot) -> dict[str, Any]:
@@ -82,9 +91,14 @@ def progress_line(snap: Snapshot) -> dict[str, Any]:
     stamp = "|".join(map(str, (*outside_records(snap), len(snap.steps))))
     if snap.is_active and not snap.total_steps:
         return {**BUILDING, "stamp": stamp}
-    searched = max(snap.elapsed_s, (snap.latest or {}).get("time_s", 0.0))
+    latest = snap.latest or {}
+    searched = max(snap.elapsed_s, latest.get("time_s", 0.0))
+    eta = snap.eta_s if snap.is_active else None
+    if snap.config.kind == "discrete":
+        return {"stamp": stamp, **_evaluations_bar(snap.config.epochs, snap.step,
+                                                   latest.get("cache_hits", 0), searched, eta)}
     return {"stamp": stamp, **_bar(snap.config.epochs, snap.epoch, snap.step, snap.total_steps,
-                                   searched, snap.eta_s if snap.is_active else None)}
+                                   searched, eta)}
 
 
 def folder_line(folder: RunFolder) -> dict[str, Any]:
@@ -99,7 +113,12 @@ def folder_line(folder: RunFolder) -> dict[str, Any]:
     if latest is None and state.is_active:
         return {**BUILDING, "stamp": stamp}
     latest = latest or {}
-    return {"stamp": stamp, **_bar(folder.read_config().epochs, latest.get("epoch", 0),
+    config = folder.read_config()
+    if config.kind == "discrete":
+        return {"stamp": stamp, **_evaluations_bar(config.epochs, latest.get("step", 0),
+                                                   latest.get("cache_hits", 0),
+                                                   latest.get("time_s", 0.0), None)}
+    return {"stamp": stamp, **_bar(config.epochs, latest.get("epoch", 0),
                                    latest.get("step", 0), 0, latest.get("time_s", 0.0), None)}
 
 
@@ -125,12 +144,19 @@ def follow(run: Run, page_snap: Snapshot, draw: Callable[[Snapshot], None]) -> N
         if outside_records(snap) != outside_records(page_snap):
             st.rerun()
         every_ms = (FIRST_POLL_MS if snap.latest is None else POLL_MS) if snap.is_active else 0
-        _progress_bar(key=f"progress:{snap.run_id}", on_stale_change=lambda: None, data={
-            "line": line, "url": FEED_PATH.format(run_id=quote(snap.run_id, safe="")),
-            "every_ms": every_ms})
+        bar(line, FEED_PATH.format(run_id=quote(snap.run_id, safe="")), every_ms,
+            key=f"progress:{snap.run_id}")
         draw(snap)
 
     records()
+
+
+def bar(line: dict[str, Any], url: str, every_ms: int, key: str) -> None:
+    """The progress line itself: drawn from `line`, polling `url` every `every_ms` (0: never),
+    and rerunning the fragment it sits in when the feed's stamp moves on from `line`'s
+    (`group_feed` follows several runs with it)."""
+    _progress_bar(key=key, on_stale_change=lambda: None,
+                  data={"line": line, "url": url, "every_ms": every_ms})
 
 
 def _feed(request: Request) -> JSONResponse:
