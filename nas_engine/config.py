@@ -640,6 +640,9 @@ def _assign(data: dict[str, Any], path: str, value: Any) -> None:
         node = node[part]
     if parts[-1] not in node:
         _fail(path, "a known setting (one of " + ", ".join(node) + ")", path)
+    if path == "device" and isinstance(value, str) and isinstance(node["device"], dict):
+        node["device"]["name"] = value  # the old spelling keeps the section's other settings
+        return
     node[parts[-1]] = value
 
 

@@ -47,7 +47,8 @@ EPOCH_KINDS = ("epoch", "evaluation")  # records a snapshot's `epochs` hold (one
 STEP_TIME_SMOOTHING = 0.1  # weight of the newest step in the ETA's moving average
 
 # Config keys a branch may change (the checkpoint's tensors fix everything else).
-BRANCHABLE_PREFIXES = ("epochs", "optim.", "record.", "strategy.order", "strategy.fd_radius")
+BRANCHABLE_PREFIXES = ("epochs", "optim.", "record.", "strategy.order", "strategy.fd_radius",
+                       "discrete.seconds", "discrete.sample")
 # Config keys in which config.json may differ from its checkpoint's config: how long a run goes
 # (resume --epochs extends it) and where it runs. Any other difference is an edited config.json.
 RESUMABLE_CHANGES = ("epochs", "device", "threads")

@@ -94,3 +94,18 @@ def test_a_strategy_sees_scores_clipped_at_the_metric_floor(monkeypatch):
     job.evaluator = lambda text: evaluator_module.Scored(-800.0, None, "mse", 0.0, False)
     record = job.step()[0]
     assert seen == [-1.0] and record["score"] == -800.0  # the record keeps the truth
+
+
+def test_a_branch_after_an_evaluation_continues_as_its_parent_or_with_a_new_setting(tmp_path):
+    registry = RunRegistry(tmp_path)
+    parent = registry.create(mlp_config(**{"discrete.strategy": "reinforce"})).start()
+    parent.join(TIMEOUT)
+    same = registry.branch(parent.run_id, 3).start()
+    same.join(TIMEOUT)
+    assert records(same) == records(parent)  # the first 3 copied, the rest proposed again
+    bolder = registry.branch(parent.run_id, 3, {"entropy_weight": 5.0}).start()
+    bolder.join(TIMEOUT)
+    assert records(bolder)[:3] == records(parent)[:3]
+    assert bolder.snapshot().live["entropy_weight"] == 5.0
+    assert bolder.snapshot().lineage == {"parent": parent.run_id, "epoch": 3, "step": 3,
+                                         "changes": {"entropy_weight": 5.0}}

@@ -55,6 +55,8 @@ def test_the_old_string_form_still_loads() -> None:
     assert preset("classroom").device == DeviceConfig(name="cpu")
     args = build_parser().parse_args(["search", "--device", "cpu", "--set", "device.amp=on"])
     assert config_from_args(args).device == DeviceConfig(name="cpu", amp="on")
+    for order in ({"device": "cpu", "device.amp": "on"}, {"device.amp": "on", "device": "cpu"}):
+        assert SearchConfig().with_changes(order).device == DeviceConfig(name="cpu", amp="on")
     # resuming an old folder: its checkpoint's config has the string, config.json too
     _check_same_search(expected, saved, Path("config.json"), Path("epoch_0001.pt"),
                        RESUMABLE_CHANGES)
