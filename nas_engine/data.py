@@ -191,6 +191,43 @@ def fits_on_device(data: torch.Tensor, device: torch.device) -> bool:
     return data.numel() * data.element_size() <= RESIDENT_SHARE * free
 
 
+class Shuffle:
+    """A seeded order over n items, drawn again at each pass: what decides a stream's batches.
+    Its state saves and restores exactly, so a resumed run sees the batches an uninterrupted
+    one would. The generator lives on the CPU (its state is portable across devices and
+    checkpoints) and also serves the stream's other draws (crops, flips, cutout)."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n = n
+        self.generator = torch.Generator().manual_seed(seed)
+        self.perm = torch.randperm(n, generator=self.generator)
+        self.pos = 0
+
+    def take(self, size: int) -> tuple[slice, bool]:
+        """Where in `perm` the next batch of at most `size` lies, and whether a new pass (a
+        new `perm`) began with it."""
+        new_pass = self.pos >= self.n
+        if new_pass:
+            self.perm = torch.randperm(self.n, generator=self.generator)
+            self.pos = 0
+        part = slice(self.pos, min(self.pos + size, self.n))
+        self.pos = part.stop
+        return part, new_pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state(), "perm": self.perm.clone(),
+                "pos": self.pos}
+
+    def load_state_dict(self, state: dict[str, Any], items: str) -> None:
+        """Continue where the saved order was; it must cover as many `items` (their name)."""
+        if len(state["perm"]) != self.n:
+            raise ValueError(f"saved stream state covers {len(state['perm'])} {items}, this "
+                             f"stream has {self.n}: was the data config changed?")
+        self.generator.set_state(state["generator"])
+        self.perm = state["perm"].clone()
+        self.pos = int(state["pos"])
+
+
 class BatchStream:
     """Endless, seeded, reshuffled-per-pass batches from part of an ImageSet, on one device.
 
@@ -226,10 +263,9 @@ class BatchStream:
         self._std = torch.tensor(images.std, device=self.device).view(1, -1, 1, 1)
         size = images.image_size
         self._pad = 4 if size >= 16 else max(1, size // 8)
-        # The generator lives on the CPU: its state is portable across devices and checkpoints.
-        self._gen = torch.Generator().manual_seed(seed)
-        self._set_perm(torch.randperm(self.num_samples, generator=self._gen))
-        self._pos = 0
+        self._order = Shuffle(self.num_samples, seed)
+        self._gen = self._order.generator
+        self._perm_on_device = self._to_device(self._order.perm)
 
     def __len__(self) -> int:
         return self.batches_per_pass
@@ -240,10 +276,6 @@ class BatchStream:
     def _to_device(self, t: torch.Tensor) -> torch.Tensor:
         """A host tensor on the device, copied without blocking the host."""
         return self._pinned(t).to(self.device, non_blocking=True)
-
-    def _set_perm(self, perm: torch.Tensor) -> None:
-        self._perm = perm
-        self._perm_on_device = self._to_device(perm)  # one copy per pass, not one per batch
 
     def _images(self, rows: torch.Tensor | slice, host_rows: torch.Tensor | slice
                 ) -> torch.Tensor:
@@ -257,13 +289,11 @@ class BatchStream:
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next (normalised images, labels) batch; a new shuffle starts each pass."""
-        if self._pos >= self.num_samples:
-            self._set_perm(torch.randperm(self.num_samples, generator=self._gen))
-            self._pos = 0
-        part = slice(self._pos, min(self._pos + self.batch_size, self.num_samples))
-        self._pos = part.stop
+        part, new_pass = self._order.take(self.batch_size)
+        if new_pass:  # one copy of the order per pass, not one per batch
+            self._perm_on_device = self._to_device(self._order.perm)
         idx = self._perm_on_device[part]
-        x = self._images(idx, self._perm[part]).float() * self._scale
+        x = self._images(idx, self._order.perm[part]).float() * self._scale
         if self.augment:
             x = self._crop_and_flip(x)
         x = (x - self._mean) / self._std
@@ -308,16 +338,12 @@ class BatchStream:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything that decides future batches: generator state, current shuffle, position."""
-        return {"generator": self._gen.get_state(), "perm": self._perm.clone(), "pos": self._pos}
+        return self._order.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue exactly where the saved stream was; the stream must cover the same images."""
-        if len(state["perm"]) != self.num_samples:
-            raise ValueError(f"saved stream state covers {len(state['perm'])} images, this "
-                             f"stream has {self.num_samples}: was the data config changed?")
-        self._gen.set_state(state["generator"])
-        self._set_perm(state["perm"].clone())
-        self._pos = int(state["pos"])
+        self._order.load_state_dict(state, "images")
+        self._perm_on_device = self._to_device(self._order.perm)
 
 
 def make_streams(images: ImageSet, data: DataConfig, seed: int,

@@ -22,7 +22,7 @@ import torch
 
 from nas_engine.catalog import REGRESSION_DATASETS, TABULAR_DATASETS
 from nas_engine.config import DataConfig
-from nas_engine.data import held_out, split_indices
+from nas_engine.data import Shuffle, held_out, split_indices
 
 # regression1d, seed 001's kind of task: y = sin(2x) + 0.3·x + ε, x ~ U(−3, 3), ε ~ N(0, 0.2²),
 # 1000 points drawn once from a fixed task seed (every run of the task sees the same points).
@@ -136,28 +136,18 @@ class RowStream:
         self.batches_per_pass = math.ceil(self.num_samples / batch_size)
         self._x = rows.features[indices].to(self.device)
         self._y = rows.targets[indices].to(self.device)
-        self._gen = torch.Generator().manual_seed(seed)  # on the CPU: portable state
-        self._perm = torch.randperm(self.num_samples, generator=self._gen)
-        self._pos = 0
+        self._order = Shuffle(self.num_samples, seed)
 
     def __len__(self) -> int:
         return self.batches_per_pass
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._pos >= self.num_samples:
-            self._perm = torch.randperm(self.num_samples, generator=self._gen)
-            self._pos = 0
-        idx = self._perm[self._pos:self._pos + self.batch_size].to(self.device)
-        self._pos += len(idx)
+        part, _ = self._order.take(self.batch_size)
+        idx = self._order.perm[part].to(self.device)
         return self._x[idx], self._y[idx]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"generator": self._gen.get_state(), "perm": self._perm.clone(), "pos": self._pos}
+        return self._order.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if len(state["perm"]) != self.num_samples:
-            raise ValueError(f"saved stream state covers {len(state['perm'])} rows, this "
-                             f"stream has {self.num_samples}: was the data config changed?")
-        self._gen.set_state(state["generator"])
-        self._perm = state["perm"].clone()
-        self._pos = int(state["pos"])
+        self._order.load_state_dict(state, "rows")
