@@ -136,6 +136,9 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
     if args.space and args.space != base.space:
         changes["ops"] = None  # the other space's ops; --set ops=... may still narrow them
     space = args.space or base.space
+    if space == "mlp" and args.strategy in STRATEGIES:
+        raise UsageError(f"--strategy {args.strategy} searches cells; the mlp space takes a "
+                         "discrete strategy (" + ", ".join(DISCRETE_STRATEGIES) + ")")
     discrete = args.strategy in DISCRETE_STRATEGIES or (space == "mlp" and not args.strategy)
     if args.strategy:
         changes["discrete.strategy" if discrete else "strategy.name"] = args.strategy

@@ -377,6 +377,10 @@ class MlpConfig:
     per_layer_activation: bool = False  # one activation decision per hidden layer
 
     def validate(self) -> None:
+        for f in fields(self):  # one choice given alone (`--set mlp.optimizers=adam`)
+            value = getattr(self, f.name)
+            if f.name != "per_layer_activation" and not isinstance(value, list):
+                setattr(self, f.name, [value])
         _check_choices("mlp.layers", self.layers, lambda p, v: _check_int(p, v, 1, 16))
         _check_choices("mlp.widths", self.widths, lambda p, v: _check_int(p, v, 1, 4096))
         _check_choices("mlp.learning_rates", self.learning_rates,

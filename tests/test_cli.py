@@ -73,9 +73,19 @@ def test_space_flag_switches_ops(tmp_path, capsys) -> None:
      "device must be" if not torch.cuda.is_available() else "unrecognized"),
     (["show", "/nonexistent"], "not a run folder"),
     ([], "required"),
+    (["search", "--space", "mlp", "--strategy", "darts"], "the mlp space takes a discrete"),
+    (["search", "--space", "nb201", "--strategy", "gradient"],
+     "discrete.strategy must be one of random, evolution, ga, reinforce for the nb201"),
+    (["search", "--budget", "5"], "--budget is the evaluations of a discrete strategy"),
+    (["search", "--space", "mlp", "--dataset", "digits"], "a feature-vector dataset"),
+    (["search", "--space", "mlp", "--set", "mlp.optimizers=adamw"],
+     "mlp.optimizers must be one of adam, sgd, rmsprop; got 'adamw'"),
+    (["strategies", "strategies-mlp", "--set", "discrete.sample=99"],
+     "discrete.sample must be at most"),
 ])
 def test_mistakes_exit_2_with_one_line(tmp_path, capsys, argv, needle) -> None:
-    assert main([*argv, "--runs-dir", str(tmp_path)] if argv[:1] == ["search"] else argv) == 2
+    assert main([*argv, "--runs-dir", str(tmp_path)] if argv[:1] in (["search"], ["strategies"])
+                else argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: ")
     assert needle in err
