@@ -15,6 +15,7 @@ no handle crosses a thread.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -131,6 +132,66 @@ _RESULTS = ("test_acc", "val_acc", "params", "flops", "latency_ms", "seconds", "
             "arch_text", "metric", "val_mse", "test_mse", "created")  # Evaluation's order
 
 
+# Zero-cost proxy scores (issue 16), one row per (architecture, data, proxy, seed): `value`
+# NULL is an undefined score (NaN, ±inf, or a proxy that does not apply; `reason` says which),
+# `ms` the milliseconds it took. A table of its own: `evaluations` is unchanged.
+_PROXY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS proxy_scores (
+    space TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    dataset_params TEXT NOT NULL,
+    proxy TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    value REAL,
+    ms REAL,
+    reason TEXT,
+    created REAL NOT NULL,
+    PRIMARY KEY (space, arch, dataset, dataset_params, proxy, seed)
+)
+"""
+_PROXY_KEY_COLUMNS = ("space", "arch", "dataset", "dataset_params", "proxy", "seed")
+_PROXY_COLUMNS = (*_PROXY_KEY_COLUMNS, "value", "ms", "reason", "created")
+
+
+def _canonical_json(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class ProxyKey:
+    """What decides a proxy score: the architecture (canonical key), the data, the proxy and
+    the seed of the network's initial weights and of the batch."""
+
+    space: str
+    arch: str  # the canonical key (`evaluation.canonical.architecture_key`)
+    dataset: str
+    dataset_params: dict[str, Any]
+    proxy: str
+    seed: int
+
+    def columns(self) -> tuple[Any, ...]:
+        return (self.space, self.arch, self.dataset, _canonical_json(self.dataset_params),
+                self.proxy, self.seed)
+
+
+@dataclass(frozen=True)
+class ProxyScore:
+    """One stored proxy score (`value` None: undefined)."""
+
+    key: ProxyKey
+    value: float | None
+    ms: float | None
+    reason: str | None = None
+    created: float = field(default_factory=time.time)
+    cached: bool = False
+
+    def __post_init__(self) -> None:
+        if self.value is not None and not math.isfinite(self.value):
+            raise ValueError(f"a proxy score must be finite or None (undefined); got "
+                             f"{self.value!r}")
+
+
 class EvaluationsDB:
     """The database under `runs_dir`; the file is made by the first write (a page that only
     reads leaves the runs folder as it was)."""
@@ -195,6 +256,53 @@ class EvaluationsDB:
         n = len(_KEY_COLUMNS)
         return [Evaluation(EvaluationKey(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]),
                            *r[n:], cached=True) for r in found]
+
+
+    # -- zero-cost proxy scores (the `proxy_scores` table, beside the accuracies) ------------
+    def put_proxy(self, score: ProxyScore) -> ProxyScore:
+        """Store a proxy's score unless its key has one; returns the stored row."""
+        self._create()
+        with self._connect() as db:
+            db.execute(_PROXY_SCHEMA)
+            inserted = db.execute(
+                f"INSERT OR IGNORE INTO proxy_scores ({', '.join(_PROXY_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(_PROXY_COLUMNS))})",
+                (*score.key.columns(), score.value, score.ms, score.reason,
+                 score.created)).rowcount
+        if inserted:
+            return score
+        stored = self.get_proxy(score.key)
+        assert stored is not None  # the row that won
+        return stored
+
+    def get_proxy(self, key: ProxyKey) -> ProxyScore | None:
+        found = self._proxy_query(dict(zip(_PROXY_KEY_COLUMNS, key.columns())))
+        return found[0] if found else None
+
+    def proxy_rows(self, **where: Any) -> list[ProxyScore]:
+        """Every stored proxy score, optionally filtered by key columns (e.g. proxy="snip")."""
+        unknown = set(where) - set(_PROXY_KEY_COLUMNS)
+        if unknown:
+            raise ValueError(f"filter must be one of {', '.join(_PROXY_KEY_COLUMNS)}; got "
+                             f"{sorted(unknown)}")
+        if "dataset_params" in where:
+            where["dataset_params"] = _canonical_json(where["dataset_params"])
+        return self._proxy_query(where)
+
+    def _proxy_query(self, where: dict[str, Any]) -> list[ProxyScore]:
+        if not self.path.exists():
+            return []
+        clause = " AND ".join(f"{c} = ?" for c in where)
+        query = f"SELECT {', '.join(_PROXY_COLUMNS)} FROM proxy_scores"
+        with self._connect() as db:
+            if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'proxy_scores'"
+                              ).fetchone():
+                return []
+            found = db.execute(query + (f" WHERE {clause}" if clause else ""),
+                               tuple(where.values())).fetchall()
+        n = len(_PROXY_KEY_COLUMNS)
+        return [ProxyScore(ProxyKey(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]), *r[n:],
+                           cached=True) for r in found]
 
 
 
