@@ -81,7 +81,9 @@ def curves(snaps: Sequence[Snapshot], axis: str = "evaluations", points: int = 1
            ) -> list[StrategyCurve]:
     """Per strategy (in order of first appearance), the best-so-far curves of its runs on one
     grid from the earliest to the latest x any run reached. A run's value at x is its
-    incumbent then (step-wise); before its first evaluation it is left out."""
+    incumbent then (step-wise), and its final one after it ended; a strategy's curve starts
+    where every one of its runs has its first evaluation, so the mean of best-so-far curves
+    never falls (on the seconds axis the runs' first evaluations differ in cost)."""
     series = [(s, *best_so_far(s, axis)) for s in snaps if len(s.epochs)]
     if not series:
         return []
@@ -97,11 +99,10 @@ def curves(snaps: Sequence[Snapshot], axis: str = "evaluations", points: int = 1
             at = np.searchsorted(x, grid, side="right") - 1
             rows.append(np.where(at >= 0, y[np.clip(at, 0, None)], np.nan))
         values = np.vstack(rows)
-        seen = ~np.isnan(values).all(axis=0)
-        with np.errstate(all="ignore"):
-            out.append(StrategyCurve(strategy, grid[seen], np.nanmean(values[:, seen], axis=0),
-                                     np.nanmin(values[:, seen], axis=0),
-                                     np.nanmax(values[:, seen], axis=0), len(rows)))
+        every = ~np.isnan(values).any(axis=0)  # all its runs have begun
+        values = values[:, every]
+        out.append(StrategyCurve(strategy, grid[every], values.mean(axis=0),
+                                 values.min(axis=0), values.max(axis=0), len(rows)))
     return out
 
 
