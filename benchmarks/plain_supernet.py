@@ -20,7 +20,7 @@ from torch import nn
 
 from nas_engine.spaces import SearchSpace
 from nas_engine.spaces.dag import MixedDag
-from nas_engine.spaces.nb201 import ResNetBlock
+from nas_engine.spaces.nb201 import skeleton
 from nas_engine.spaces.ops import SharedOp
 
 Tensor = torch.Tensor
@@ -249,19 +249,11 @@ class PlainNB201Supernet(nn.Module):
     def __init__(self, ops: list[str], channels: int, cells_per_stage: int, in_channels: int,
                  num_classes: int) -> None:
         super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
-        )
-        layers: list[nn.Module] = []
-        current = channels
-        for stage in range(3):
-            if stage:
-                layers.append(ResNetBlock(current, current * 2))
-                current *= 2
-            layers.extend(PlainNB201Cell(ops, current) for _ in range(cells_per_stage))
+        # The macro network is ours (only the cells are the textbook twin).
+        self.stem, layers, self.head, self.classifier = skeleton(
+            in_channels, channels, cells_per_stage, num_classes,
+            lambda c: PlainNB201Cell(ops, c))
         self.layers = nn.ModuleList(layers)
-        self.head = nn.Sequential(nn.BatchNorm2d(current), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
-        self.classifier = nn.Linear(current, num_classes)
 
     def forward(self, x: Tensor, weights: dict[str, Tensor]) -> Tensor:
         x = self.stem(x)
