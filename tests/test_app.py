@@ -344,19 +344,23 @@ def test_the_home_table_names_the_alarm_from_the_summary(app, tmp_path) -> None:
     assert table["kind"].tolist() == ["search"] and table["state"].tolist() == ["finished"]
 
 
+def tiny_classroom(monkeypatch, space: str, network: dict) -> None:
+    """The classroom retrain of `space` cut to one epoch of a tiny network on 300 small
+    images (its optimiser as the profile has it)."""
+    from nas_engine import config as cfg
+
+    profile = json.loads(json.dumps(cfg.TRAIN_PROFILES["classroom"][space]))
+    profile.update(epochs=1, network=network)
+    profile["data"]["clutter"] = {"images": 300, "canvas": 12}
+    profile["train"].update(auxiliary_weight=0.0, drop_path=0.0, cutout=0)
+    monkeypatch.setitem(cfg.TRAIN_PROFILES["classroom"], space, profile)
+
+
 def test_retrain_this_cell_from_the_live_view(app, monkeypatch) -> None:
     """Retrain a finished search's epoch-1 cell from its live view: a train run on the hard
     task, its lineage naming the search and the epoch, its own live view showing the result;
     the home table then shows the cell's retrained accuracy."""
-    from nas_engine import config as cfg
-
-    tiny_profile = {"epochs": 1, "network": {"channels": 4, "cells_per_stage": 1},
-                    "data": {"batch_size": 64, "train_portion": 0.9,
-                             "clutter": {"images": 300, "canvas": 12}},
-                    "optim": {"w_lr": 0.1, "w_lr_min": 0.0, "w_nesterov": True,
-                              "w_weight_decay": 5e-4},
-                    "train": {"auxiliary_weight": 0.0, "drop_path": 0.0, "cutout": 0}}
-    monkeypatch.setitem(cfg.TRAIN_PROFILES["classroom"], "nb201", tiny_profile)
+    tiny_classroom(monkeypatch, "nb201", {"channels": 4, "cells_per_stage": 1})
     at = app
     at.run()
     search = registry().create(served(tiny(epochs=2, **{"space": "nb201", "ops": None})))
@@ -401,15 +405,7 @@ def test_the_lesson_retrains_both_cells_and_tabulates_the_two_rankings(app, tmp_
                                                                        monkeypatch) -> None:
     """Step 5 of the lesson: each finished search's final cell retrained on the hard task,
     the table holding each supernet's validation accuracy beside its cell's test accuracy."""
-    from nas_engine import config as cfg
-
-    tiny_profile = {"epochs": 1, "network": {"channels": 4, "layers": 3},
-                    "data": {"batch_size": 64, "train_portion": 0.9,
-                             "clutter": {"images": 300, "canvas": 12}},
-                    "optim": {"w_lr": 0.025, "w_lr_min": 0.0, "w_nesterov": False,
-                              "w_weight_decay": 3e-4},
-                    "train": {"auxiliary_weight": 0.0, "drop_path": 0.0, "cutout": 0}}
-    monkeypatch.setitem(cfg.TRAIN_PROFILES["classroom"], "darts", tiny_profile)
+    tiny_classroom(monkeypatch, "darts", {"channels": 4, "layers": 3})
     demo = write_run(tmp_path / "runs", "darts", seed=1)
     cured = write_run(tmp_path / "runs", "darts", seed=2)
     at = app
