@@ -134,6 +134,8 @@ def page() -> None:
                  icon=":material/rocket_launch:")
     st.page_link(common.STRATEGIES, label="…or run random search, evolution and REINFORCE "
                  "side by side over seeds", icon=":material/leaderboard:")
+    st.page_link(common.ZERO_COST, label="…or see how well zero-cost proxies rank cells "
+                 "without training them", icon=":material/bolt:")
     st.page_link(common.LESSON, label="New here? Follow the 10-minute lesson on collapse",
                  icon=":material/school:")
     st.subheader("Runs")

@@ -4,6 +4,7 @@
     train    retrain a cell from scratch and score it on held-out images (cached)
     resume   continue a stopped or interrupted run (optionally for more epochs)
     show     summarise a run folder
+    proxies  rank-correlate zero-cost proxies with retrained accuracy on a sample of cells
     params   list the live parameters a run of a config declares
 
 Exit codes: 0 done; 2 refused before anything ran (a mistake in the arguments or settings, or
@@ -122,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--quiet", action="store_true", help="no progress line")
     show = commands.add_parser("show", help="summarise a run folder")
     show.add_argument("run_dir")
+    from nas_engine.proxies import cli as proxies_cli  # it imports this module
+
+    proxies_cli.add_parser(commands)
     return parser
 
 
@@ -527,8 +531,14 @@ def summary(folder: RunFolder) -> str:
     return "\n".join(lines)
 
 
+def cmd_proxies(args: argparse.Namespace) -> int:
+    from nas_engine.proxies.cli import cmd_proxies as run  # it imports this module
+
+    return run(args)
+
+
 COMMANDS = {"search": cmd_search, "train": cmd_train, "resume": cmd_resume, "show": cmd_show,
-            "params": cmd_params, "strategies": cmd_strategies}
+            "params": cmd_params, "strategies": cmd_strategies, "proxies": cmd_proxies}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,15 @@ COMPARISONS: dict[str, dict[str, Any]] = {
         "strategies": ["reinforce", "evolution", "gradient", "random"],
         "seeds": [0, 1, 2, 3, 4],
     },
+    # Zero-shot search against random search at equal cost on the hard task: synflow ranks
+    # 100 random cells (seconds), then the best are retrained in its order.
+    "zeroshot-nb201": {
+        "base": {"space": "nb201", "kind": "discrete", "epochs": 10, "device": "cpu",
+                 "threads": 1, "data": {"name": "digits_clutter"},
+                 "discrete": {"proxy": "synflow", "proxy_sample": 100}},
+        "strategies": ["zeroshot", "random"],
+        "seeds": [0, 1, 2],
+    },
 }
 
 

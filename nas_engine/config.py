@@ -16,12 +16,17 @@ from nas_engine.catalog import CELL_SPACES, DATASETS, SPACE_OPS, TABULAR_DATASET
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 RUN_KINDS = ("search", "train", "discrete")
-STRATEGIES = ("darts", "pcdarts", "nasp", "gdas", "fair_darts")  # strategies.STRATEGIES
+STRATEGIES = ("darts", "pcdarts", "nasp", "gdas", "fair_darts", "spos")  # strategies.STRATEGIES
 # discrete.DISCRETE_STRATEGIES: random search, aging evolution, seed 001's generational GA,
-# REINFORCE, and (MLP space) DARTS' relaxation of the per-layer choices.
-DISCRETE_STRATEGIES = ("random", "evolution", "ga", "reinforce", "gradient")
+# REINFORCE, (MLP space) DARTS' relaxation of the per-layer choices, and zero-shot ranking.
+DISCRETE_STRATEGIES = ("random", "evolution", "ga", "reinforce", "gradient", "zeroshot")
+# proxies.PROXIES by name, and their vote: what ranks a zeroshot search's candidates
+ZERO_SHOT_PROXIES = ("naswot", "jacob_cov", "synflow", "grad_norm", "snip", "grasp", "fisher",
+                     "zen", "epe_nas", "params", "flops", "vote")
 MLP_OPTIMIZERS = ("adam", "sgd", "rmsprop")
-FIRST_ORDER_ONLY = ("nasp", "gdas")
+FIRST_ORDER_ONLY = ("nasp", "gdas", "spos")
+# One-shot strategies train no α: no collapse diagnostic reads it (components.diagnostics).
+ONE_SHOT_STRATEGIES = ("spos",)
 ORDERS = ("first", "second")
 
 
@@ -71,7 +76,7 @@ def _check_choice(path: str, value: Any, choices: tuple[str, ...]) -> None:
 
 
 SWITCHES = ("auto", "on", "off")  # "auto": on on CUDA, off elsewhere
-RECOMPILING_STRATEGIES = ("gdas", "nasp")  # their ops change from step to step
+RECOMPILING_STRATEGIES = ("gdas", "nasp", "spos")  # their ops change from step to step
 
 
 @dataclass
@@ -225,7 +230,8 @@ class OptimConfig:
 class StrategyConfig:
     """How w and α are updated: DARTS, PC-DARTS (partial channels, edge normalisation), NASP
     (proximal: forward and backward on the discrete architecture), GDAS (one Gumbel-sampled op
-    per edge) or Fair DARTS (sigmoid mixing)."""
+    per edge), Fair DARTS (sigmoid mixing) or SPOS (one uniformly drawn path per step, α not
+    trained: a one-shot supernet)."""
 
     name: str = "darts"
     order: str = "first"  # "second": DARTS unrolled, finite-difference Hessian-vector product
@@ -412,6 +418,10 @@ class DiscreteConfig:
     # Fewer epochs than the profile's: a cheaper, noisier score (a low-fidelity evaluation);
     # the database keys it apart from the profile's own. None: the profile's epochs.
     train_epochs: int | None = None
+    # zeroshot: the proxy that ranks `proxy_sample` random architectures (Mellor et al.
+    # score 100), or "vote" (synflow, jacob_cov, snip by mean rank)
+    proxy: str = "synflow"
+    proxy_sample: int = 100
 
     def validate(self) -> None:
         _check_choice("discrete.strategy", self.strategy, DISCRETE_STRATEGIES)
@@ -429,6 +439,8 @@ class DiscreteConfig:
         _check_choice("discrete.profile", self.profile, tuple(TRAIN_PROFILES))
         if self.train_epochs is not None:
             _check_int("discrete.train_epochs", self.train_epochs, 1, 10000)
+        _check_choice("discrete.proxy", self.proxy, ZERO_SHOT_PROXIES)
+        _check_int("discrete.proxy_sample", self.proxy_sample, 1, 100_000)
 
 
 @dataclass
@@ -566,6 +578,9 @@ class SearchConfig:
         self.regularizers.validate()
         self.mitigations.validate()
         self.diagnostics.validate()
+        if self.strategy.name in ONE_SHOT_STRATEGIES and self.diagnostics.early_stop != "none":
+            _fail("diagnostics.early_stop", f"none for {self.strategy.name} (the rules watch α, "
+                  "which a one-shot search does not train)", self.diagnostics.early_stop)
         self.record.validate()
         self.mlp.validate()
         self._check_space_fits()
@@ -700,6 +715,20 @@ PRESETS: dict[str, dict[str, Any]] = {
         "epochs": 50,
         "network": {"channels": 16, "layers": 8},
         "data": {"name": "cifar10", "batch_size": 64, "augment": True, "train_portion": 0.5},
+    },
+    # A one-shot supernet on the hard offline task, at the classroom retrain's NB201 size and
+    # optimiser (SGD 0.1 Nesterov, cosine, wd 5e-4), whose cells are then scored with
+    # inherited weights (nas_engine.evaluation.inherited). Weight sharing learns slowly, so
+    # 40 epochs: at 10 the inherited ranking is far weaker (benchmarks/oneshot.md).
+    "spos-clutter": {
+        "space": "nb201",
+        "device": "cpu",
+        "epochs": 40,
+        "network": {"channels": 16, "cells_per_stage": 1},
+        "data": {"name": "digits_clutter", "batch_size": 64},
+        "strategy": {"name": "spos"},
+        "optim": {"w_lr": 0.1, "w_lr_min": 0.0, "w_nesterov": True, "w_weight_decay": 5e-4},
+        "record": {"log_every": 10},
     },
 }
 

@@ -154,6 +154,50 @@ _PROXY_KEY_COLUMNS = ("space", "arch", "dataset", "dataset_params", "proxy", "se
 _PROXY_COLUMNS = (*_PROXY_KEY_COLUMNS, "value", "ms", "reason", "created")
 
 
+# One-shot supernets' scores (issue 16): a cell's validation accuracy on a search run's
+# supernet weights (`evaluation.inherited`), keyed by the run, its checkpoint epoch, the cell
+# and how many batches recalibrated BatchNorm.
+_INHERITED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS inherited_scores (
+    run_id TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    space TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    bn_batches INTEGER NOT NULL,
+    val_acc REAL NOT NULL,
+    ms REAL,
+    created REAL NOT NULL,
+    PRIMARY KEY (run_id, epoch, space, arch, bn_batches)
+)
+"""
+_INHERITED_KEY_COLUMNS = ("run_id", "epoch", "space", "arch", "bn_batches")
+_INHERITED_COLUMNS = (*_INHERITED_KEY_COLUMNS, "val_acc", "ms", "created")
+
+
+@dataclass(frozen=True)
+class InheritedKey:
+    """What decides an inherited accuracy: the supernet (its run and the epoch its weights
+    are from), the cell (canonical key) and the BatchNorm recalibration."""
+
+    run_id: str
+    epoch: int
+    space: str
+    arch: str
+    bn_batches: int
+
+    def columns(self) -> tuple[Any, ...]:
+        return (self.run_id, self.epoch, self.space, self.arch, self.bn_batches)
+
+
+@dataclass(frozen=True)
+class InheritedScore:
+    key: InheritedKey
+    val_acc: float
+    ms: float | None
+    created: float = field(default_factory=time.time)
+    cached: bool = False
+
+
 def _canonical_json(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, separators=(",", ":"))
 
@@ -214,31 +258,52 @@ class EvaluationsDB:
                 self._current = _migrate(db)
             yield db
 
-    def get(self, key: EvaluationKey) -> Evaluation | None:
+    def _has_table(self, table: str) -> bool:
+        """Whether the file holds `table` yet (an empty file, e.g. one a viewer's `sqlite3`
+        made, reads as no rows rather than an error)."""
         if not self.path.exists():
-            return None
-        where = " AND ".join(f"{c} = ?" for c in _KEY_COLUMNS)
+            return False
         with self._connect() as db:
-            row = db.execute(f"SELECT {', '.join(_RESULTS)} FROM evaluations WHERE {where}",
-                             key.columns()).fetchone()
-        return None if row is None else Evaluation(key, *row, cached=True)
+            return db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)
+                              ).fetchone() is not None
+
+    def get(self, key: EvaluationKey) -> Evaluation | None:
+        found = self._select("evaluations", _RESULTS, dict(zip(_KEY_COLUMNS, key.columns())))
+        return Evaluation(key, *found[0], cached=True) if found else None
 
     def put(self, evaluation: Evaluation) -> Evaluation:
         """Store the result unless the key has one already; returns the stored row (`cached`
         when another writer got there first)."""
-        self._create()
         values = [getattr(evaluation, c) for c in _RESULTS]
-        columns = (*_KEY_COLUMNS, *_RESULTS)
-        with self._connect() as db:
-            inserted = db.execute(
-                f"INSERT OR IGNORE INTO evaluations ({', '.join(columns)}) "
-                f"VALUES ({', '.join('?' * len(columns))})",
-                (*evaluation.key.columns(), *values)).rowcount
-        if inserted:
+        if self._insert_once("evaluations", _SCHEMA, (*_KEY_COLUMNS, *_RESULTS),
+                             (*evaluation.key.columns(), *values)):
             return evaluation
         stored = self.get(evaluation.key)
         assert stored is not None  # the row that won
         return stored
+
+    def _insert_once(self, table: str, schema: str, columns: tuple[str, ...],
+                     values: tuple[Any, ...]) -> bool:
+        """INSERT OR IGNORE one row into `table` (made by `schema` if new); whether it went
+        in (False: the key had a row)."""
+        self._create()
+        with self._connect() as db:
+            db.execute(schema)
+            return bool(db.execute(
+                f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' * len(columns))})", values).rowcount)
+
+    def _select(self, table: str, columns: tuple[str, ...], where: dict[str, Any]
+                ) -> list[tuple[Any, ...]]:
+        """The rows of `table` matching `where` (key column → value); none before the table
+        exists."""
+        if not self._has_table(table):
+            return []
+        clause = " AND ".join(f"{c} = ?" for c in where)
+        query = f"SELECT {', '.join(columns)} FROM {table}"
+        with self._connect() as db:
+            return db.execute(query + (f" WHERE {clause}" if clause else ""),
+                              tuple(where.values())).fetchall()
 
     def rows(self, **where: Any) -> list[Evaluation]:
         """Every stored row, optionally filtered by key columns (e.g. space="nb201")."""
@@ -246,30 +311,17 @@ class EvaluationsDB:
         if unknown:
             raise ValueError(f"filter must be one of {', '.join(_KEY_COLUMNS)}; got "
                              f"{sorted(unknown)}")
-        if not self.path.exists():
-            return []
-        clause = " AND ".join(f"{c} = ?" for c in where)
-        query = f"SELECT {', '.join((*_KEY_COLUMNS, *_RESULTS))} FROM evaluations"
-        with self._connect() as db:
-            found = db.execute(query + (f" WHERE {clause}" if clause else ""),
-                               tuple(where.values())).fetchall()
         n = len(_KEY_COLUMNS)
         return [Evaluation(EvaluationKey(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]),
-                           *r[n:], cached=True) for r in found]
-
+                           *r[n:], cached=True)
+                for r in self._select("evaluations", (*_KEY_COLUMNS, *_RESULTS), where)]
 
     # -- zero-cost proxy scores (the `proxy_scores` table, beside the accuracies) ------------
     def put_proxy(self, score: ProxyScore) -> ProxyScore:
         """Store a proxy's score unless its key has one; returns the stored row."""
-        self._create()
-        with self._connect() as db:
-            db.execute(_PROXY_SCHEMA)
-            inserted = db.execute(
-                f"INSERT OR IGNORE INTO proxy_scores ({', '.join(_PROXY_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(_PROXY_COLUMNS))})",
-                (*score.key.columns(), score.value, score.ms, score.reason,
-                 score.created)).rowcount
-        if inserted:
+        if self._insert_once("proxy_scores", _PROXY_SCHEMA, _PROXY_COLUMNS,
+                             (*score.key.columns(), score.value, score.ms, score.reason,
+                              score.created)):
             return score
         stored = self.get_proxy(score.key)
         assert stored is not None  # the row that won
@@ -290,20 +342,26 @@ class EvaluationsDB:
         return self._proxy_query(where)
 
     def _proxy_query(self, where: dict[str, Any]) -> list[ProxyScore]:
-        if not self.path.exists():
-            return []
-        clause = " AND ".join(f"{c} = ?" for c in where)
-        query = f"SELECT {', '.join(_PROXY_COLUMNS)} FROM proxy_scores"
-        with self._connect() as db:
-            if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'proxy_scores'"
-                              ).fetchone():
-                return []
-            found = db.execute(query + (f" WHERE {clause}" if clause else ""),
-                               tuple(where.values())).fetchall()
         n = len(_PROXY_KEY_COLUMNS)
         return [ProxyScore(ProxyKey(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]), *r[n:],
-                           cached=True) for r in found]
+                           cached=True)
+                for r in self._select("proxy_scores", _PROXY_COLUMNS, where)]
 
+    # -- inherited accuracies (the `inherited_scores` table: one-shot supernets' scores) -----
+    def put_inherited(self, score: InheritedScore) -> InheritedScore:
+        """Store a cell's inherited accuracy unless its key has one; returns the stored row."""
+        if self._insert_once("inherited_scores", _INHERITED_SCHEMA, _INHERITED_COLUMNS,
+                             (*score.key.columns(), score.val_acc, score.ms, score.created)):
+            return score
+        stored = self.get_inherited(score.key)
+        assert stored is not None  # the row that won
+        return stored
+
+    def get_inherited(self, key: InheritedKey) -> InheritedScore | None:
+        found = self._select("inherited_scores", _INHERITED_COLUMNS,
+                             dict(zip(_INHERITED_KEY_COLUMNS, key.columns())))
+        n = len(_INHERITED_KEY_COLUMNS)
+        return InheritedScore(key, *found[0][n:], cached=True) if found else None
 
 
 def _migrate(db: sqlite3.Connection) -> bool:

@@ -7,9 +7,12 @@ mixing is one class here, not a flag threaded through the model:
   model has edge weights (PC-DARTS' edge normalisation);
 - `SigmoidMixing`: σ(α), ops no longer compete (Fair DARTS);
 - `ProximalMixing`: the discrete architecture ᾱ (NASP): one op per edge, 2 edges per node;
-- `GumbelMixing`: a hard Gumbel-softmax sample per edge (GDAS).
+- `GumbelMixing`: a hard Gumbel-softmax sample per edge (GDAS);
+- `UniformMixing`: one path drawn uniformly per training step, α unused (SPOS);
+- `FixedMixing`: one given cell, to score a supernet's inherited weights.
 The discrete ones also tell every edge block which op to compute (`MixedDag.choose`), so an
-unchosen op costs nothing; its weight (0 in value) still passes gradient straight through.
+unchosen op costs nothing; its weight (0 in value) still passes gradient straight through
+where the mixing has a gradient to pass (NASP, GDAS).
 """
 
 from __future__ import annotations
@@ -176,3 +179,77 @@ class GumbelMixing(_DiscreteMixing):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
         self.tau = state["tau"]
+
+
+class UniformMixing(_DiscreteMixing):
+    """SPOS (Guo et al., ECCV 2020): each training step trains one path of the supernet, every
+    edge's op drawn uniformly and independently, so all ops' weights are trained equally often
+    and α plays no part. `draw` picks the step's path, which every training-mode forward uses
+    until the next draw; an eval-mode forward draws a path of its own (validation then scores
+    random paths, one per batch). The draws come from a host generator (the columns are host
+    ints anyway: no device sync), counted per edge and op for the records; the genotype rule
+    reads those frequencies, i.e. the most-trained path. No gradient reaches α."""
+
+    def __init__(self, generator: torch.Generator) -> None:
+        super().__init__()
+        self.generator = generator
+        self.path: Columns | None = None  # the training step's path
+        self.counts: dict[str, torch.Tensor] = {}  # per cell type: draws per (edge, op)
+
+    def _uniform(self, model: SearchModel) -> Columns:
+        return {cell: torch.randint(a.shape[1], (a.shape[0],), generator=self.generator).tolist()
+                for cell, a in model.alphas.items()}
+
+    def draw(self, model: SearchModel) -> Columns:
+        """A new path for the training forwards that follow, counted."""
+        self.path = self._uniform(model)
+        counts = self.counted(model)
+        for cell, columns in self.path.items():
+            counts[cell][torch.arange(len(columns)), torch.tensor(columns)] += 1
+        return self.path
+
+    def counted(self, model: SearchModel) -> dict[str, torch.Tensor]:
+        """The training paths drawn so far, per cell type: a count per (edge, op)."""
+        for cell, alpha in model.alphas.items():
+            self.counts.setdefault(cell, torch.zeros(alpha.shape, dtype=torch.int64))
+        return self.counts
+
+    def sample(self, model: SearchModel) -> tuple[Weights, Weights, Columns]:
+        if not model.training:
+            columns = self._uniform(model)
+        else:
+            columns = self.path if self.path is not None else self.draw(model)
+        hard = {cell: _one_hot(columns[cell], a) for cell, a in model.alphas.items()}
+        return hard, hard, columns
+
+    def derivation_weights(self, model: SearchModel) -> dict[str, np.ndarray]:
+        """How often each op was drawn on each edge (uniform before the first draw)."""
+        frequencies = {}
+        for cell, counts in self.counted(model).items():
+            total = counts.sum(1, keepdim=True).double()
+            frequencies[cell] = torch.where(total > 0, counts / total.clamp(min=1),
+                                            1.0 / counts.shape[1]).numpy()
+        return frequencies
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state(), "path": self.path,
+                "counts": {cell: c.clone() for cell, c in self.counts.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self.path = state["path"]
+        self.counts = {cell: c.clone() for cell, c in state["counts"].items()}
+
+
+class FixedMixing(_DiscreteMixing):
+    """One given path, in training and eval mode alike: a cell of the supernet's space (its
+    `genotype_columns`) computed on the supernet's own weights, the other edges off. This is how
+    a one-shot supernet scores a candidate with inherited weights (SPOS' evaluation)."""
+
+    def __init__(self, columns: Columns) -> None:
+        super().__init__()
+        self.columns = columns
+
+    def sample(self, model: SearchModel) -> tuple[Weights, Weights, Columns]:
+        hard = {cell: _one_hot(self.columns[cell], a) for cell, a in model.alphas.items()}
+        return hard, hard, self.columns

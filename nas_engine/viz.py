@@ -498,10 +498,12 @@ def genotype_text(genotype: Mapping[str, Any]) -> str:
 
 
 def compare_rows(snaps: Sequence[tuple[str, Snapshot]],
-                 retrained: dict[str, str] | None = None) -> list[dict[str, Any]]:
+                 retrained: dict[str, str] | None = None,
+                 inherited: dict[str, float] | None = None) -> list[dict[str, Any]]:
     """One row per run: where it stands, its collapse signals, its derived cell, and beside the
-    supernet's validation accuracy the cell's retrained test accuracy where `retrained` (label
-    -> text) has one: R-DARTS' picture, a collapsed supernet can read the better of the two."""
+    supernet's validation accuracy the cell's inherited accuracy (on the supernet's weights)
+    and retrained test accuracy where `inherited` and `retrained` (label -> value) have them:
+    R-DARTS' picture, a collapsed supernet can read the better, its cell the worse."""
     rows = []
     for label, snap in snaps:
         latest = snap.latest or {}
@@ -514,6 +516,8 @@ def compare_rows(snaps: Sequence[tuple[str, Snapshot]],
             "skip count": latest.get("skip_count"),
             "entropy": None if latest.get("entropy") is None else round(latest["entropy"], 4),
             "val acc": _last(snap.epochs.val_acc),
+            "inherited acc": (None if (inherited or {}).get(label) is None
+                              else round(inherited[label], 4)),  # type: ignore[index]
             "retrained test acc": (retrained or {}).get(label, ""),
             "genotype": genotype_text(latest["genotype"]) if "genotype" in latest else "",
         })

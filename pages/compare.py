@@ -58,13 +58,28 @@ def page() -> None:
                     config=panels.PLOTLY_CONFIG)
     explain("compare")
     db = EvaluationsDB(common.runs_dir())
-    retrained = {run_id: results.summary(results.of_folder(db, run.folder))
-                 for run_id, run, _ in opened if run is not None}
-    st.dataframe(pd.DataFrame(viz.compare_rows(snaps, retrained)), hide_index=True)
-    st.caption("*val acc* is the supernet's, on its validation half; *retrained test acc* is "
-               "the cell's own, trained from scratch and scored on held-out images (Retrain "
-               "this cell, in the live view). A collapsed supernet often has the better first "
-               "and the worse second.")
+    folders = {run_id: run.folder for run_id, run, _ in opened if run is not None}
+    retrained = {run_id: results.summary(results.of_folder(db, folder))
+                 for run_id, folder in folders.items()}
+    inherited = {run_id: results.inherited(db, folder) for run_id, folder in folders.items()}
+    st.dataframe(pd.DataFrame(viz.compare_rows(
+        snaps, retrained, {r: s.val_acc for r, s in inherited.items() if s is not None})),
+        hide_index=True)
+    st.caption("*val acc* is the supernet's, on its validation half; *inherited acc* its final "
+               "cell's alone on the supernet's weights (BatchNorm recalibrated), the one-shot "
+               "estimate; *retrained test acc* the cell's own, trained from scratch and scored "
+               "on held-out images (Retrain this cell, in the live view). A collapsed supernet "
+               "often has the better first and the worse last: the weight-sharing gap.")
+    unscored = [r for r, score in inherited.items()
+                if score is None and results.can_score_inherited(folders[r])]
+    if unscored and st.button(
+            "Score the final cells on their supernets", icon=":material/calculate:",
+            help="inherited accuracy: each finished search's final cell evaluated with the "
+                 "supernet's weights of its newest checkpoint (seconds each; stored)"):
+        with st.spinner("Scoring the cells with inherited weights…"):
+            for run_id in unscored:
+                common.call(results.score_inherited, db, folders[run_id])
+        st.rerun()
 
     st.subheader("The derived cells")
     for column, (run_id, snap) in zip(st.columns(len(snaps)), snaps):

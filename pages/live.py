@@ -195,6 +195,20 @@ def in_force_line(snap: Snapshot) -> None:
         st.caption("In force: " + " · ".join(values))
 
 
+def one_shot_note(snap: Snapshot) -> None:
+    """What a one-shot (SPOS) search shows instead of collapse signals: α is not trained, so
+    the heatmap and the derived cell are no choice; the draws per op say what was trained."""
+    counts = [n for rows in ((snap.latest or {}).get("path_counts") or {}).values()
+              for row in rows for n in row]
+    drawn = (f" Draws of each op on each edge so far: {min(counts)}–{max(counts)}."
+             if counts else "")
+    st.info("**One-shot supernet (SPOS).** Each step trains one path, every edge's op drawn "
+            "uniformly at random; α is not trained, so the heatmap stays at the uniform weight "
+            "and no collapse signal applies. The cell drawn is the path drawn most often, not "
+            "a choice: rank cells by their inherited accuracy "
+            "(`nas_engine.evaluation.inherited`)." + drawn, icon=":material/casino:")
+
+
 def live_panel(snap: Snapshot) -> None:
     """What each record changes: the values in force, diagnostics, α and the curves (a retrain:
     its result, the curves)."""
@@ -206,7 +220,10 @@ def live_panel(snap: Snapshot) -> None:
         panels.retrain_result(snap)
         panels.curves_panel(snap, key="live")
         return
-    panels.diagnostics_strip(snap)
+    if snap.config.strategy.name in cfg.ONE_SHOT_STRATEGIES:
+        one_shot_note(snap)
+    else:
+        panels.diagnostics_strip(snap)
     point = viz.latest_point(snap)
     if point is None:
         st.info("The α heatmap appears as soon as the supernet is built.")

@@ -30,7 +30,8 @@ KIND_LABELS = {"search": "gradient search (DARTS family)",
                "discrete": "discrete search (random, evolution, REINFORCE)"}
 DISCRETE_LABELS = {"random": "random search", "evolution": "regularized (aging) evolution",
                    "ga": "generational GA (seed 001)", "reinforce": "REINFORCE controller",
-                   "gradient": "gradient (DARTS relaxation of the MLP)"}
+                   "gradient": "gradient (DARTS relaxation of the MLP)",
+                   "zeroshot": "zero-shot (a proxy ranks, the best are trained)"}
 MLP_CHOICES = (  # path, label, choices offered besides the preset's
     ("mlp.layers", "hidden layers", [1, 2, 3, 4, 5, 6, 8]),
     ("mlp.widths", "widths", [8, 16, 32, 64, 128, 256, 512, 1024]),
@@ -56,7 +57,8 @@ HELP = {
     "device": "auto picks a GPU when there is one",
     "strategy.name": "how w and α are updated: DARTS (softmax mixing), PC-DARTS (partial "
                      "channels), NASP (proximal, one op per edge), GDAS (one Gumbel-sampled op "
-                     "per edge), Fair DARTS (sigmoid mixing)",
+                     "per edge), Fair DARTS (sigmoid mixing), SPOS (one-shot: one uniformly "
+                     "drawn path per step, α not trained)",
     "strategy.order": "first: α steps on the current w; second: DARTS' unrolled step (about "
                       "twice the cost)",
     "label": "a word or two appended to the run's folder name",
@@ -69,7 +71,13 @@ HELP = {
                      "(classification)",
     "discrete.strategy": "random: uniform proposals; evolution: mutate the best of a sample, "
                          "remove the oldest (Real et al. 2019); GA: seed 001's generations; "
-                         "REINFORCE: an LSTM controller learns which choices score well",
+                         "REINFORCE: an LSTM controller learns which choices score well; "
+                         "zero-shot: a zero-cost proxy scores many untrained networks and "
+                         "the best are trained, best first (Mellor et al. 2021)",
+    "discrete.proxy": "what ranks the candidates: one proxy, or vote (synflow, jacob_cov "
+                      "and snip by mean rank)",
+    "discrete.proxy_sample": "random architectures the proxy scores before any training "
+                             "(Mellor et al.: 100)",
     "discrete.budget": "how many proposals to answer (a cache hit counts as one)",
     "discrete.seconds": "stop after this many seconds as well; 0 = no time limit",
     "discrete.profile": "how each candidate is trained: classroom (minutes on a CPU) or "
@@ -215,6 +223,9 @@ def discrete_group(form: Form, space: str) -> None:
             form.number("discrete.controller_hidden", "controller width", step=1)
             form.number("discrete.controller_lr", "controller learning rate")
             form.number("discrete.baseline_decay", "baseline decay")
+        if strategy == "zeroshot":
+            form.choice("discrete.proxy", "proxy", cfg.ZERO_SHOT_PROXIES)
+            form.number("discrete.proxy_sample", "architectures scored", step=1)
     if space == "mlp":
         mlp_choices(form)
 

@@ -148,3 +148,45 @@ def test_discrete_runs_draw_in_the_browser(tmp_path, monkeypatch) -> None:
         browser.close()
     (log,) = tmp_path.glob("streamlit-*.log")
     assert "Traceback" not in log.read_text()
+
+
+def test_the_zero_cost_page_draws_a_stored_study(tmp_path) -> None:
+    """A tiny proxy study (4 NB201 cells, one epoch at C=4: seconds) stored, then picked on
+    the Zero-cost page in Chromium: the table, the cost chart and a scatter per column are
+    drawn. A screenshot is kept under test-artifacts/."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from nas_engine.evaluations import EvaluationsDB
+    from nas_engine.proxies.study import plan_study, run_study
+    from tests.test_zero_cost_page import TINY, TINY_LINES
+
+    runs = tmp_path / "runs"
+    result = run_study(EvaluationsDB(runs), plan_study("nb201", 2, 0, "digits", TINY))
+    with streamlit_server(runs) as server, sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        page = browser.new_page(viewport={"width": 1400, "height": 3600})  # all of it
+        page.set_default_timeout(WAIT_MS)
+        page.goto(f"{server}/zero_cost")
+        sample = page.get_by_label("sample N", exact=True)
+        sample.fill("2")
+        sample.press("Enter")
+        page.get_by_label("dataset", exact=True).click()
+        page.get_by_role("option", name="digits", exact=True).click()
+        page.get_by_text("Other settings", exact=True).click()
+        other = page.get_by_label("other settings", exact=True)
+        other.fill("\n".join(TINY_LINES))
+        other.press("Control+Enter")
+        expect(page.get_by_text("Agreement with retrained accuracy")).to_be_visible(
+            timeout=WAIT_MS)  # the bootstrap intervals take seconds on a busy machine
+        for column in ("synflow", "vote"):
+            box = page.locator(f".st-key-zero-cost-scatter-{column} canvas").first
+            box.wait_for()
+            assert box.bounding_box()["width"] > 250, column
+        cost = page.locator(".st-key-zero-cost-cost canvas").first
+        cost.wait_for()
+        assert cost.bounding_box()["height"] > 22 * len(result.columns())
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "browser-zero-cost.png"), full_page=True)
+        browser.close()
+    (log,) = tmp_path.glob("streamlit-*.log")
+    assert "Traceback" not in log.read_text()

@@ -8,6 +8,7 @@ import pytest
 from nas_engine.config import SearchConfig
 from nas_engine.discrete import evaluator as evaluator_module
 from nas_engine.discrete.evaluator import Evaluator
+from nas_engine.evaluation import ground_truth
 from nas_engine.runner import RunRegistry
 from nas_engine.spaces.mlp import MlpArch
 
@@ -30,7 +31,7 @@ def test_an_architecture_seen_before_is_answered_by_the_database(tmp_path, monke
 
     def no_training(*args, **kwargs):
         raise AssertionError("trained again")
-    monkeypatch.setattr(evaluator_module, "training_job", no_training)
+    monkeypatch.setattr(ground_truth, "training_job", no_training)
     again = Evaluator(mlp_config(seed=0), tmp_path, "run-b")(ARCH)
     assert again.cached and again.score == first.score and again.test_score == first.test_score
     assert again.train_seconds == pytest.approx(first.train_seconds)

@@ -32,6 +32,14 @@ def test_put_then_get_returns_the_stored_row(tmp_path) -> None:
     assert db.get(other) is None
 
 
+def test_an_empty_database_file_reads_as_no_rows_and_takes_writes(tmp_path) -> None:
+    (tmp_path / "evaluations.sqlite").touch()  # what `sqlite3 FILE` leaves behind
+    db = EvaluationsDB(tmp_path)
+    assert (db.get(KEY), db.rows(), db.proxy_rows()) == (None, [], [])
+    db.put(result(0.5, "run-a"))
+    assert db.get(KEY).test_acc == 0.5
+
+
 def test_a_key_is_trained_once(tmp_path) -> None:
     db = EvaluationsDB(tmp_path)
     db.put(result(0.61, "first"))

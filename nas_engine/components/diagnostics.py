@@ -1,5 +1,6 @@
 """Collapse instruments as components: λmax of the α Hessian and the published early-stop
-rules. The measurements themselves are pure functions in `nas_engine.diagnostics`."""
+rules. The measurements themselves are pure functions in `nas_engine.diagnostics`. A one-shot
+search (SPOS) trains no α, so none of them is part of it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from nas_engine.components.base import Component, SearchContext
-from nas_engine.config import SearchConfig
+from nas_engine.config import ONE_SHOT_STRATEGIES, SearchConfig
 from nas_engine.diagnostics import Alarm, darts_plus_rule, hessian_max_eigenvalue, rdarts_rule
 from nas_engine.records import Record
 
@@ -37,7 +38,7 @@ class HessianEigenvalue(Component):
     @classmethod
     def from_config(cls, config: SearchConfig) -> HessianEigenvalue | None:
         d = config.diagnostics
-        if not d.hessian_every:
+        if not d.hessian_every or config.strategy.name in ONE_SHOT_STRATEGIES:
             return None
         return cls(d.hessian_every, d.hessian_iterations, d.hessian_tolerance, d.hessian_batch,
                    config.seed)
@@ -90,6 +91,10 @@ class DartsPlusRule(Component):
 
     name = "darts+"
 
+    @classmethod
+    def from_config(cls, config: SearchConfig) -> DartsPlusRule | None:
+        return None if config.strategy.name in ONE_SHOT_STRATEGIES else cls()
+
     def judge(self, epochs: list[Record]) -> Alarm | None:
         return darts_plus_rule(epochs)
 
@@ -105,7 +110,7 @@ class RDartsRule(Component):
     @classmethod
     def from_config(cls, config: SearchConfig) -> RDartsRule | None:
         every = config.diagnostics.hessian_every
-        return cls(every) if every else None
+        return cls(every) if every and config.strategy.name not in ONE_SHOT_STRATEGIES else None
 
     def judge(self, epochs: list[Record]) -> Alarm | None:
         return rdarts_rule(epochs, every=self.every)

@@ -11,6 +11,7 @@ from nas_engine.discrete.generational import GenerationalEvolution
 from nas_engine.discrete.gradient_mlp import GradientMlp
 from nas_engine.discrete.random_search import RandomSearch
 from nas_engine.discrete.reinforce import Reinforce
+from nas_engine.discrete.zero_shot import ZeroShot
 
 # config.DISCRETE_STRATEGIES names these ("gradient": the MLP space only).
 DISCRETE_STRATEGIES: dict[str, type[DiscreteStrategy]] = {
@@ -19,6 +20,7 @@ DISCRETE_STRATEGIES: dict[str, type[DiscreteStrategy]] = {
     "ga": GenerationalEvolution,
     "reinforce": Reinforce,
     "gradient": GradientMlp,
+    "zeroshot": ZeroShot,
 }
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from nas_engine.catalog import REGRESSION_DATASETS
 from nas_engine.config import SearchConfig, train_config
-from nas_engine.evaluation.training import evaluation_key, training_job
+from nas_engine.evaluation.ground_truth import train_once
 from nas_engine.evaluations import Evaluation, EvaluationsDB
 from nas_engine.loop import NonFiniteLossError
 
@@ -57,23 +57,12 @@ class Evaluator:
         started = time.perf_counter()
         if text in self._diverged:
             return self._floor(started, cached=True)
-        config = self.train_config(text)
-        stored = self.db.get(evaluation_key(config)) if self.db is not None else None
-        if stored is not None:
-            return _scored(stored, time.perf_counter() - started)
-        job = training_job(config, None)
         try:
-            job.run()
+            row = train_once(self.train_config(text), self.db, self.run_id)
         except NonFiniteLossError:
             self._diverged.add(text)
             return self._floor(started, cached=False)
-        result = job.result
-        assert result is not None
-        result = Evaluation(**{**result.__dict__, "run_id": self.run_id})
-        if self.db is not None:
-            result = self.db.put(result)
-        return _scored(result, time.perf_counter() - started)
-
+        return _scored(row, time.perf_counter() - started)
 
     def _floor(self, started: float, cached: bool) -> Scored:
         return Scored(score_floor(self.config), None, self.metric,

@@ -58,11 +58,14 @@ def network_and_batch(space: str, arch_text: str, data: DataConfig, seed: int
 
 
 def proxy_scores(space: str, arch_text: str, data: DataConfig, seed: int,
-                 proxies: Iterable[str] = tuple(PROXIES)) -> ProxyScores:
-    """Each proxy's score of `arch_text` (None where undefined), with its seconds."""
+                 proxies: Iterable[str] = tuple(PROXIES),
+                 device: torch.device | str = "cpu") -> ProxyScores:
+    """Each proxy's score of `arch_text` (None where undefined), with its seconds; the
+    network is initialised on the CPU (the same weights whatever the device), then moved."""
     names = list(proxies)
     unknown = sorted(set(names) - set(PROXIES))
     if unknown:
         raise ValueError(f"unknown proxies {unknown}; known: {', '.join(PROXIES)}")
-    model, batch, loss = network_and_batch(space, arch_text, data, seed)
+    model, (x, y), loss = network_and_batch(space, arch_text, data, seed)
+    model, batch = model.to(device), (x.to(device), y.to(device))
     return ProxyScores({name: evaluate(name, model, batch, loss) for name in names})

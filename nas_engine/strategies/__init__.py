@@ -12,9 +12,10 @@ from nas_engine.strategies.fair_darts import FairDarts
 from nas_engine.strategies.gdas import Gdas
 from nas_engine.strategies.nasp import Nasp
 from nas_engine.strategies.pcdarts import PCDarts
+from nas_engine.strategies.spos import Spos
 
 STRATEGIES: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (Darts, PCDarts, Nasp, Gdas, FairDarts)
+    cls.name: cls for cls in (Darts, PCDarts, Nasp, Gdas, FairDarts, Spos)
 }
 
 

@@ -55,6 +55,7 @@ INSPECT = "pages/inspector.py"
 COMPARE = "pages/compare.py"
 STRATEGIES = "pages/strategies.py"
 LESSON = "pages/lesson.py"
+ZERO_COST = "pages/zero_cost.py"
 PAGES = [  # file, title, icon: the sidebar, in this order
     (HOME, "Home", "home"),
     (SEARCH, "Search", "rocket_launch"),
@@ -62,6 +63,7 @@ PAGES = [  # file, title, icon: the sidebar, in this order
     (INSPECT, "Collapse inspector", "troubleshoot"),
     (COMPARE, "Compare runs", "compare_arrows"),
     (STRATEGIES, "Compare strategies", "leaderboard"),
+    (ZERO_COST, "Zero-cost proxies", "bolt"),
     (LESSON, "Lesson: collapse", "school"),
 ]
 MAX_NAMED = 5  # a message names this many left-out runs, then counts the rest

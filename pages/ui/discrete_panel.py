@@ -82,6 +82,9 @@ def mind(snap: Snapshot, key: str) -> None:
     stamp = (snap.run_id, len(snap.epochs))
     population = memo(f"{key}:population", stamp, lambda: dv.population_chart(snap))
     heatmap = memo(f"{key}:probabilities", stamp, lambda: dv.probability_heatmap(snap))
+    if strategy == "zeroshot":
+        ranking(snap)
+        return
     if population is None and heatmap is None:
         if strategy == "random":
             st.caption("Random search keeps no state: every proposal is drawn afresh, "
@@ -100,6 +103,19 @@ def mind(snap: Snapshot, key: str) -> None:
                    + ("" if baseline is None else
                       f"Baseline (moving average of the rewards): {baseline:.4g} "
                       f"({dv.score_title(metric)})."))
+
+
+def ranking(snap: Snapshot) -> None:
+    """Zero-shot search: the proxy's best candidates, the trained ones ticked."""
+    view = (snap.latest or {}).get("strategy") or {}
+    if not view.get("ranked"):
+        return
+    st.markdown(f"**The proxy's ranking** · {view['proxy']} scored {view['scored']} untrained "
+                f"architectures in the first step; they are trained best first "
+                f"({view['trained']} so far). The top {len(view['ranked'])}:")
+    st.dataframe([{"rank": i + 1, "architecture": r["arch"], "proxy score": r["proxy_score"],
+                   "trained": r["trained"]} for i, r in enumerate(view["ranked"])],
+                 hide_index=True, width="stretch")
 
 
 @guarded("The incumbent could not be drawn")
