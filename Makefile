@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(PY)
-	$(PIP) -e '.[dev]'
+	$(PIP) -e '.[dev,sweep]'
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed

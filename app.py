@@ -23,7 +23,7 @@ from nas_engine.evaluation import results
 from nas_engine.evaluations import EvaluationsDB
 from nas_engine.runner import RunSummary
 from nas_engine.store import RunFolder
-from pages.ui import common, group_feed, progress_feed
+from pages.ui import common, group_feed, progress_feed, sweep_feed
 
 BLURBS = {
     "classroom": "The DARTS cell on the bundled 8×8 digits, small enough for a laptop CPU: watch "
@@ -136,6 +136,8 @@ def page() -> None:
                  "side by side over seeds", icon=":material/leaderboard:")
     st.page_link(common.ZERO_COST, label="…or see how well zero-cost proxies rank cells "
                  "without training them", icon=":material/bolt:")
+    st.page_link(common.SWEEPS, label="…or map where collapse happens: a grid of settings × "
+                 "seeds on Ray", icon=":material/grid_on:")
     st.page_link(common.LESSON, label="New here? Follow the 10-minute lesson on collapse",
                  icon=":material/school:")
     st.subheader("Runs")
@@ -145,5 +147,6 @@ def page() -> None:
 if __name__ == "__main__":  # Streamlit runs this file as the home page
     page()
 else:  # `streamlit run app.py` imports it for the server: Streamlit plus the progress feed
-    app = st.App(__file__, routes=[*progress_feed.ROUTES, *group_feed.ROUTES],
+    app = st.App(__file__, routes=[*progress_feed.ROUTES, *group_feed.ROUTES,
+                                   *sweep_feed.ROUTES],
                  lifespan=common.stop_runs_at_shutdown)

@@ -5,6 +5,7 @@
     resume   continue a stopped or interrupted run (optionally for more epochs)
     show     summarise a run folder
     proxies  rank-correlate zero-cost proxies with retrained accuracy on a sample of cells
+    sweep    a grid of settings × seeds as runs on Ray Tune, with a summary table
     params   list the live parameters a run of a config declares
 
 Exit codes: 0 done; 2 refused before anything ran (a mistake in the arguments or settings, or
@@ -47,6 +48,7 @@ from nas_engine.history import HistoryView
 from nas_engine.snapshot import Snapshot
 from nas_engine.states import RunState
 from nas_engine.store import RunFolder, check_runs_dir
+from nas_engine.sweep import cli as sweep_cli  # it imports this module only when it runs
 
 if TYPE_CHECKING:
     from nas_engine.runner import Run
@@ -126,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     from nas_engine.proxies import cli as proxies_cli  # it imports this module
 
     proxies_cli.add_parser(commands)
+    sweep_cli.add_parser(commands)
     return parser
 
 
@@ -538,7 +541,8 @@ def cmd_proxies(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"search": cmd_search, "train": cmd_train, "resume": cmd_resume, "show": cmd_show,
-            "params": cmd_params, "strategies": cmd_strategies, "proxies": cmd_proxies}
+            "params": cmd_params, "strategies": cmd_strategies, "proxies": cmd_proxies,
+            "sweep": sweep_cli.cmd_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -131,6 +131,19 @@ class Checkpoint(NamedTuple):
     skipped: tuple[DamagedCheckpoint, ...]
 
 
+def unique_folder(root: Path, base: str) -> Path:
+    """Make and return `root/base`, or `base-2`, `base-3`, ... where that exists (made
+    atomically: two writers starting at once get two folders)."""
+    path, n = root / base, 1
+    while True:
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
+            path = root / f"{base}-{n}"
+
+
 class RunFolder:
     """Reads one run's folder (any process, any number of readers)."""
 
@@ -365,14 +378,7 @@ class Recorder(RunFolder):
         base = f"{stamp}-{config.space}-{config.data.name}-s{config.seed}"
         if label:
             base += "-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-")
-        path, n = root / base, 1
-        while True:
-            try:
-                path.mkdir()
-                break
-            except FileExistsError:
-                n += 1
-                path = root / f"{base}-{n}"
+        path = unique_folder(root, base)
         recorder = None
         try:
             recorder = cls(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -49,6 +50,10 @@ def add_parser(commands: Any) -> None:
     proxies.add_argument("--oneshot", metavar="RUN_DIR",
                          help="a search run (e.g. preset spos-clutter) whose supernet scores "
                               "every cell with inherited weights: the one-shot column")
+    proxies.add_argument("--ray", action="store_true",
+                         help="retrain the missing cells in parallel as Ray tasks, one core "
+                              "each (a local Ray on every core, or RAY_ADDRESS)")
+    proxies.add_argument("--address", help="the Ray cluster for --ray (implies it)")
     proxies.add_argument("--json", action="store_true", help="one JSON object per proxy")
     proxies.add_argument("--quiet", action="store_true", help="no progress line")
 
@@ -106,12 +111,42 @@ def cmd_proxies(args: argparse.Namespace) -> int:
         missing = len(missing_truth(db, plan))
         print(f"{len(plan.configs)} cells of {args.space} on {plan.configs[0].data.name}; "
               f"{missing} to retrain", file=sys.stderr)
+    if args.ray or args.address:
+        failed = _fan_out(missing_truth(db, plan), db, args.address)
+        if failed:
+            print(f"{len(failed)} retrains failed, the first: {failed[0]}", file=sys.stderr)
+            return 1
     progress = _ProgressLine(args.quiet)
     result = run_study(db, plan, names, progress, device=device)
     if source is not None:
         result.extra[ONE_SHOT] = one_shot_column(db, plan, source, progress, device)
     _print(result, result.table(args.seed), args.json)
     return 0
+
+
+def _fan_out(configs: list[Any], db: EvaluationsDB, address: str | None) -> list[str]:
+    """Retrain `configs` as Ray tasks (the sweep's fan-out; this process alone writes the
+    database); the failures' one-line reasons."""
+    from nas_engine.sweep import ray_missing
+
+    missing = ray_missing()
+    if missing:
+        raise UsageError(f"--ray: {missing}")
+    from nas_engine.sweep.driver import SweepError, connect
+    from nas_engine.sweep.fanout import Failed, train_all
+
+    try:
+        started = connect(address or os.environ.get("RAY_ADDRESS") or None)
+    except SweepError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        outcomes = train_all(configs, db)
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    return [o.message for o in outcomes if isinstance(o, Failed)]
 
 
 def _interval(value: float | None, ci: tuple[float, float] | None) -> str:

@@ -56,6 +56,7 @@ COMPARE = "pages/compare.py"
 STRATEGIES = "pages/strategies.py"
 LESSON = "pages/lesson.py"
 ZERO_COST = "pages/zero_cost.py"
+SWEEPS = "pages/sweeps.py"
 PAGES = [  # file, title, icon: the sidebar, in this order
     (HOME, "Home", "home"),
     (SEARCH, "Search", "rocket_launch"),
@@ -64,6 +65,7 @@ PAGES = [  # file, title, icon: the sidebar, in this order
     (COMPARE, "Compare runs", "compare_arrows"),
     (STRATEGIES, "Compare strategies", "leaderboard"),
     (ZERO_COST, "Zero-cost proxies", "bolt"),
+    (SWEEPS, "Sweeps", "grid_on"),
     (LESSON, "Lesson: collapse", "school"),
 ]
 MAX_NAMED = 5  # a message names this many left-out runs, then counts the rest
