@@ -719,7 +719,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # A one-shot supernet on the hard offline task, at the classroom retrain's NB201 size and
     # optimiser (SGD 0.1 Nesterov, cosine, wd 5e-4), whose cells are then scored with
     # inherited weights (nas_engine.evaluation.inherited). Weight sharing learns slowly, so
-    # 40 epochs: at 10 the inherited ranking is far weaker (benchmarks/oneshot.md).
+    # 40 epochs: after 10 it ranks cells less well (benchmarks/oneshot.py).
     "spos-clutter": {
         "space": "nb201",
         "device": "cpu",

@@ -29,7 +29,7 @@ from nas_engine.spaces.genotypes import DARTS_EDGES_PER_NODE, DartsGenotype, par
 from nas_engine.store import RunFolder
 
 # 20 batches of the run's batch size (1280 images at 64): past the point where more batches
-# change a cell's score (benchmarks/oneshot.md); without recalibration scores fall far.
+# change a cell's score; without recalibration scores fall far (benchmarks/oneshot.py).
 BN_BATCHES = 20
 
 
