@@ -230,7 +230,7 @@ def follow(picked: Picked, was_running: bool) -> None:
     progress_line(plan, missing, scored, state.running)
     if state.returncode not in (None, 0):
         failure(job, state)
-    one_shot = one_shot_column(db, picked, runs)
+    one_shot = picked_one_shot(db, picked, runs)
     complete = (not missing and all(n == len(plan.configs) for n in scored.values())
                 and (picked.one_shot is None or one_shot is not None))
     arguments = cli_arguments(plan, proxies, picked.lines, runs, one_shot=picked.one_shot)
@@ -262,7 +262,7 @@ def follow(picked: Picked, was_running: bool) -> None:
         results(result, stamp, [p for p in proxies if p not in result.scores])
 
 
-def one_shot_column(db: EvaluationsDB, picked: Picked, runs: Path) -> Column | None:
+def picked_one_shot(db: EvaluationsDB, picked: Picked, runs: Path) -> Column | None:
     """The picked supernet's stored column (None: none picked, or not every cell scored yet;
     a run that cannot score these cells says why)."""
     if picked.one_shot is None:
