@@ -17,11 +17,13 @@ torch's, numpy's and Python's global generators with the run's seed, as a search
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from nas_engine.evaluations import EvaluationsDB, InheritedKey, InheritedScore
 from nas_engine.mixing import Columns, FixedMixing
 from nas_engine.search import Search
 from nas_engine.spaces import SPACES, darts
@@ -190,3 +192,12 @@ def derived_cell_inherited_accuracy(run_dir: str | Path, bn_batches: int = BN_BA
     roll-back or skip cap)."""
     supernet = InheritedSupernet(run_dir, device)
     return supernet.accuracy(supernet.columns(supernet.derived_cell), bn_batches)
+
+
+def store_score(db: EvaluationsDB, supernet: InheritedSupernet, key: InheritedKey, text: str
+                ) -> InheritedScore:
+    """Score cell `text` on `supernet` with `key`'s recalibration, timed, and store it under
+    `key` (the row already stored wins)."""
+    started = time.perf_counter()
+    accuracy = supernet.accuracy(supernet.columns(text), key.bn_batches)
+    return db.put_inherited(InheritedScore(key, accuracy, 1e3 * (time.perf_counter() - started)))

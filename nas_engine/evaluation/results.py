@@ -6,7 +6,6 @@ weight-sharing gap: supernet, inherited, retrained)."""
 from __future__ import annotations
 
 import statistics
-import time
 from typing import Any
 
 from nas_engine.evaluation.canonical import architecture_key
@@ -76,7 +75,7 @@ def score_inherited(db: EvaluationsDB, folder: RunFolder, device: str = "cpu"
                     ) -> InheritedScore:
     """Score the search's final cell on its supernet (stored: asked again, it is read back);
     ValueError when the run has no such cell or checkpoint."""
-    from nas_engine.evaluation.inherited import InheritedSupernet  # torch: only here
+    from nas_engine.evaluation.inherited import InheritedSupernet, store_score  # torch: here
 
     key = _inherited_key(folder)
     if key is None:
@@ -86,7 +85,4 @@ def score_inherited(db: EvaluationsDB, folder: RunFolder, device: str = "cpu"
         return stored
     supernet = InheritedSupernet(folder.path, device, key.epoch)
     cell = genotype_from_dict(key.space, folder.read_genotype())
-    started = time.perf_counter()
-    accuracy = supernet.accuracy(supernet.columns(supernet.space.genotype_text(cell)),
-                                 key.bn_batches)
-    return db.put_inherited(InheritedScore(key, accuracy, 1e3 * (time.perf_counter() - started)))
+    return store_score(db, supernet, key, supernet.space.genotype_text(cell))

@@ -8,7 +8,6 @@ study re-run, or the page drawing it, recomputes nothing.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 from nas_engine.config import SearchConfig, train_config
 from nas_engine.evaluation.canonical import architecture_key
 from nas_engine.evaluation.ground_truth import train_once
-from nas_engine.evaluation.inherited import BN_BATCHES, InheritedSupernet
+from nas_engine.evaluation.inherited import BN_BATCHES, InheritedSupernet, store_score
 from nas_engine.evaluation.training import evaluation_key
 from nas_engine.evaluations import (
     Evaluation,
@@ -233,10 +232,7 @@ def one_shot_column(db: EvaluationsDB, plan: StudyPlan, source: OneShotSource,
         if rows[i] is None:
             if supernet is None:  # loaded once, and only when a cell needs it
                 supernet = InheritedSupernet(source.folder.path, str(device), source.epoch)
-            started = time.perf_counter()
-            accuracy = supernet.accuracy(supernet.columns(config.train.genotype), bn_batches)
-            rows[i] = db.put_inherited(InheritedScore(
-                key, accuracy, 1e3 * (time.perf_counter() - started)))
+            rows[i] = store_score(db, supernet, key, config.train.genotype)
         report(ONE_SHOT, i + 1, len(keys))
     return _inherited_column(rows)  # type: ignore[arg-type]
 
