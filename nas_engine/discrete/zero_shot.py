@@ -15,7 +15,6 @@ from nas_engine.config import SearchConfig
 from nas_engine.discrete.base import DiscreteStrategy
 from nas_engine.discrete.decisions import Arch, DecisionSpace
 from nas_engine.discrete.evaluator import Evaluator
-from nas_engine.proxies.agreement import VOTE, VOTERS, rank_vote
 from nas_engine.proxies.scores import proxy_scores
 
 SHOWN = 10  # ranked candidates the live view lists
@@ -52,6 +51,9 @@ class ZeroShot(DiscreteStrategy):
         return list(drawn)
 
     def _rank(self, archs: list[Arch]) -> list[tuple[Arch, float | None]]:
+        # scipy (1 s to import) only when ranking: not in every process that loads the runner
+        from nas_engine.proxies.agreement import VOTE, VOTERS, rank_vote
+
         proxy = self.config.discrete.proxy
         names = list(VOTERS) if proxy == VOTE else [proxy]
         data = Evaluator(self.config, None, None).train_config(self.space.text(archs[0])).data
