@@ -10,10 +10,16 @@ accuracy). Writers insert once (`INSERT OR IGNORE`): of two processes that train
 key, the first row stays and both read it back. WAL mode lets readers (the app's pages) read
 while a writer writes, from several threads and processes; every connection is short-lived, so
 no handle crosses a thread.
+
+A profile's name in a key stands for its settings when the row was written (`profiles` holds
+them): when the code's profile changes, the rows move to a name that carries a digest of the
+settings they were trained with (`_align_profiles`), so a new default never answers with an old
+training.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sqlite3
@@ -24,7 +30,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nas_engine.config import TRAIN_PROFILES
+
 FILENAME = "evaluations.sqlite"
+PROXY_PROFILE = "classroom"  # the proxies score this profile's network (proxies.scores)
 LATENCY_EXPONENT = -0.07  # seed 002's multi-objective score: accuracy × latency^−0.07
 
 _SCHEMA = """
@@ -198,6 +207,26 @@ class InheritedScore:
     cached: bool = False
 
 
+# The settings each training profile had when its rows were written (`_align_profiles`).
+_PROFILES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS profiles (
+    profile TEXT NOT NULL,
+    space TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    PRIMARY KEY (profile, space)
+)
+"""
+
+
+def profile_label(name: str, settings: dict[str, Any], profile_settings: dict[str, Any]) -> str:
+    """What a key calls a training: the profile's name when `settings` are the profile's own,
+    else the name and a digest of `settings` (a run that overrode some of them)."""
+    if settings == profile_settings:
+        return name
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{name}+{digest}"
+
+
 def _canonical_json(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, separators=(",", ":"))
 
@@ -365,9 +394,9 @@ class EvaluationsDB:
 
 
 def _migrate(db: sqlite3.Connection) -> bool:
-    """Add the columns an older file lacks; False while there is no table yet. The check is
-    repeated under an immediate transaction, so two processes migrating at once add each
-    column once."""
+    """Add the columns an older file lacks and align its profiles; False while there is no
+    table yet. The checks are repeated under an immediate transaction, so two processes
+    migrating at once change the file once."""
     def missing() -> list[tuple[str, str]]:
         present = {row[1] for row in db.execute("PRAGMA table_info(evaluations)")}
         return [added for added in _ADDED if added[0] not in present]
@@ -379,4 +408,37 @@ def _migrate(db: sqlite3.Connection) -> bool:
         for column, declaration in missing():
             db.execute(f"ALTER TABLE evaluations ADD COLUMN {column} {declaration}")
         db.commit()
+    db.execute(_PROFILES_SCHEMA)
+    if _changed_profiles(db):
+        db.execute("BEGIN IMMEDIATE")
+        _align_profiles(db)
+        db.commit()
     return True
+
+
+def _changed_profiles(db: sqlite3.Connection) -> list[tuple[str, str, str | None, str]]:
+    """(profile, space, the settings its rows were written with, the code's) where the two
+    differ; None: a file from before `profiles`, whose rows are taken to be the code's."""
+    stored = {(p, s): v for p, s, v in db.execute("SELECT profile, space, settings FROM "
+                                                    "profiles")}
+    current = [(name, space, _canonical_json(settings))
+               for name, spaces in TRAIN_PROFILES.items() for space, settings in spaces.items()]
+    return [(name, space, stored.get((name, space)), settings)
+            for name, space, settings in current if stored.get((name, space)) != settings]
+
+
+def _align_profiles(db: sqlite3.Connection) -> None:
+    """A profile whose settings changed: the rows under its bare name take the digest of the
+    settings they were trained with (where a request overriding the profile back to them looks),
+    rows stored under the new settings' digest take the bare name, and the space's proxy scores
+    are dropped when the proxies' network profile changed (recomputed in milliseconds)."""
+    proxies = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'proxy_scores'").fetchone()
+    for name, space, old, new in _changed_profiles(db):
+        if old is not None:
+            was, now = json.loads(old), json.loads(new)
+            rename = "UPDATE OR IGNORE evaluations SET profile = ? WHERE space = ? AND profile = ?"
+            db.execute(rename, (profile_label(name, was, now), space, name))
+            db.execute(rename, (name, space, profile_label(name, now, was)))
+            if proxies and name == PROXY_PROFILE:
+                db.execute("DELETE FROM proxy_scores WHERE space = ?", (space,))
+        db.execute("INSERT OR REPLACE INTO profiles VALUES (?, ?, ?)", (name, space, new))

@@ -81,3 +81,41 @@ def test_concurrent_writers_keep_one_row_per_key(tmp_path) -> None:
     assert sorted(r.key.arch for r in rows) == sorted(f"arch-{i}" for i in range(25))
     for r in rows:  # a row is one writer's: its accuracy matches its run id
         assert r.test_acc == pytest.approx(0.5 + 0.001 * int(r.run_id[1:]))
+
+
+def test_a_changed_profile_keeps_its_old_rows_apart_and_finds_them_again(tmp_path,
+                                                                       monkeypatch) -> None:
+    from nas_engine.config import TRAIN_PROFILES, train_config
+    from nas_engine.evaluation.training import evaluation_key
+    from nas_engine.evaluations import ProxyKey, ProxyScore
+
+    cell = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"
+
+    def key(**changes):
+        return evaluation_key(train_config("nb201", cell, "classroom", "digits", 0, changes))
+
+    def proxy(space: str) -> ProxyScore:
+        return ProxyScore(ProxyKey(space, "a", "digits", {}, "synflow", 0), 1.5, 2.0, None)
+
+    db = EvaluationsDB(tmp_path)
+    eight = key()
+    assert eight.profile == "classroom"
+    db.put(result(0.61, "eight-epochs", eight))
+    db.put_proxy(proxy("nb201"))
+    db.put_proxy(proxy("darts"))
+    # A new default: 9 epochs. Its key is the bare name, which no longer holds the 8-epoch row;
+    # asking for 8 epochs as an override finds it; the NB201 network's proxy scores are gone.
+    monkeypatch.setitem(TRAIN_PROFILES["classroom"]["nb201"], "epochs", 9)
+    changed = EvaluationsDB(tmp_path)
+    assert key().profile == "classroom" and changed.get(key()) is None
+    assert key(epochs=8).profile.startswith("classroom+")
+    assert changed.get(key(epochs=8)).run_id == "eight-epochs"
+    assert [p.key.space for p in changed.proxy_rows()] == ["darts"]
+    changed.put(result(0.66, "nine-epochs", key()))
+    # Back to 8 (an older checkout): each row is found under its own settings again.
+    monkeypatch.undo()
+    back = EvaluationsDB(tmp_path)
+    assert back.get(eight).run_id == "eight-epochs"
+    assert back.get(key(epochs=9)).run_id == "nine-epochs"
+    assert sorted(r.run_id for r in back.rows()) == ["eight-epochs", "nine-epochs"]
+    assert EvaluationsDB(tmp_path).get(eight).run_id == "eight-epochs"  # aligned once

@@ -10,8 +10,6 @@ to the evaluations database under the runs root, so no key is trained twice.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import statistics
 import time
 from abc import abstractmethod
@@ -26,7 +24,7 @@ from nas_engine.data import BatchStream, load_images, make_streams
 from nas_engine.device import configure_threads, resolve_device
 from nas_engine.evaluation.canonical import architecture_key
 from nas_engine.evaluation.networks import build_network, count_flops, count_parameters
-from nas_engine.evaluations import Evaluation, EvaluationKey, EvaluationsDB
+from nas_engine.evaluations import Evaluation, EvaluationKey, EvaluationsDB, profile_label
 from nas_engine.loop import EpochLoop, StepLosses, seed_everything
 from nas_engine.precision import Precision
 from nas_engine.records import Record
@@ -54,11 +52,7 @@ def profile_key(config: SearchConfig) -> str:
     """The profile's name when the run keeps its settings, else the name and a digest of what
     changed: a key in the evaluations database must say how the cell was trained."""
     settings = TRAIN_PROFILES[config.train.profile][config.space]
-    actual = _same_keys(config.to_dict(), settings)
-    if actual == settings:
-        return config.train.profile
-    digest = hashlib.sha256(json.dumps(actual, sort_keys=True).encode()).hexdigest()[:10]
-    return f"{config.train.profile}+{digest}"
+    return profile_label(config.train.profile, _same_keys(config.to_dict(), settings), settings)
 
 
 def _same_keys(values: dict[str, Any], template: dict[str, Any]) -> dict[str, Any]:

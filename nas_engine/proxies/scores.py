@@ -16,6 +16,7 @@ from nas_engine.config import DataConfig, train_config
 from nas_engine.data import BatchStream, load_images
 from nas_engine.evaluation.networks import build_network
 from nas_engine.evaluation.training import network_size
+from nas_engine.evaluations import PROXY_PROFILE
 from nas_engine.loop import seed_everything
 from nas_engine.proxies.base import Batch, LossFn
 from nas_engine.proxies.registry import PROXIES
@@ -24,7 +25,6 @@ from nas_engine.spaces.genotypes import parse_genotype
 from nas_engine.tabular import RowStream, load_tabular
 
 BATCH_SIZE = 64  # the zero-cost convention (REFERENCE.md §4)
-PROFILE = "classroom"
 
 
 class ProxyScores(dict[str, float | None]):
@@ -50,7 +50,7 @@ def network_and_batch(space: str, arch_text: str, data: DataConfig, seed: int
         return model, stream.next(), loss
     images = load_images(data, seed)
     stream = BatchStream(images, images.search, BATCH_SIZE, seed)
-    size = network_size(train_config(space, arch_text, PROFILE, data.name, seed))
+    size = network_size(train_config(space, arch_text, PROXY_PROFILE, data.name, seed))
     seed_everything(seed)  # as `Training`: the retrain's initial weights
     model = build_network(space, genotype, images.in_channels, images.num_classes,
                           images.image_size, **size)
