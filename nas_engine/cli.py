@@ -6,6 +6,7 @@
     show     summarise a run folder
     proxies  rank-correlate zero-cost proxies with retrained accuracy on a sample of cells
     sweep    a grid of settings × seeds as runs on Ray Tune, with a summary table
+    evaluations  export the evaluations database's retrained results, or import them
     params   list the live parameters a run of a config declares
 
 Exit codes: 0 done; 2 refused before anything ran (a mistake in the arguments or settings, or
@@ -125,6 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--quiet", action="store_true", help="no progress line")
     show = commands.add_parser("show", help="summarise a run folder")
     show.add_argument("run_dir")
+    evaluations = commands.add_parser(
+        "evaluations", help="export the retrained results of the evaluations database to a "
+                            "file, or import such a file (another machine's) into it")
+    evaluations.add_argument("action", choices=("export", "import"))
+    evaluations.add_argument("file", help="JSON lines: written by export, read by import")
+    evaluations.add_argument("--runs-dir", default="runs", help="where the evaluations "
+                                                                "database is (./runs)")
+    evaluations.add_argument("--space", choices=sorted(SPACE_OPS),
+                             help="export: only this space's rows")
     from nas_engine.proxies import cli as proxies_cli  # it imports this module
 
     proxies_cli.add_parser(commands)
@@ -540,9 +550,36 @@ def cmd_proxies(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_evaluations(args: argparse.Namespace) -> int:
+    from nas_engine.evaluations import EvaluationsDB
+    from nas_engine.evaluations_transfer import export_rows, import_rows
+
+    if args.action == "import" and not Path(args.file).is_file():
+        raise UsageError(f"file {args.file!r} does not exist")
+    if args.action == "import" and args.space:
+        raise UsageError("--space filters an export; an import takes the whole file")
+    try:
+        db = EvaluationsDB(check_runs_dir(args.runs_dir))
+        if args.action == "export":
+            count = export_rows(db, args.file, **({"space": args.space} if args.space else {}))
+            print(f"exported {_rows(count)} to {args.file}")
+            return 0
+        done = import_rows(db, args.file)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    print(f"imported {_rows(done.added)} into {db.path} ({done.present} it had already"
+          + (f"; {done.relabelled} trained with other profile settings, kept apart under "
+             "their settings' digest" if done.relabelled else "") + ")")
+    return 0
+
+
+def _rows(count: int) -> str:
+    return f"{count} row" + ("" if count == 1 else "s")
+
+
 COMMANDS = {"search": cmd_search, "train": cmd_train, "resume": cmd_resume, "show": cmd_show,
             "params": cmd_params, "strategies": cmd_strategies, "proxies": cmd_proxies,
-            "sweep": sweep_cli.cmd_sweep}
+            "sweep": sweep_cli.cmd_sweep, "evaluations": cmd_evaluations}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -220,11 +220,20 @@ CREATE TABLE IF NOT EXISTS profiles (
 
 def profile_label(name: str, settings: dict[str, Any], profile_settings: dict[str, Any]) -> str:
     """What a key calls a training: the profile's name when `settings` are the profile's own,
-    else the name and a digest of `settings` (a run that overrode some of them)."""
-    if settings == profile_settings:
-        return name
+    else `settings_label` (a run that overrode some of them)."""
+    return name if settings == profile_settings else settings_label(name, settings)
+
+
+def settings_label(name: str, settings: dict[str, Any]) -> str:
+    """The profile's name and a digest of `settings`: a training with settings other than
+    the profile's current ones."""
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
     return f"{name}+{digest}"
+
+
+def profile_name(label: str) -> str:
+    """The profile a key's label belongs to (`settings_label`'s name)."""
+    return label.split("+", 1)[0]
 
 
 def _canonical_json(params: dict[str, Any]) -> str:
@@ -434,11 +443,11 @@ def _align_profiles(db: sqlite3.Connection) -> None:
     are dropped when the proxies' network profile changed (recomputed in milliseconds)."""
     proxies = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'proxy_scores'").fetchone()
     for name, space, old, new in _changed_profiles(db):
-        if old is not None:
+        if old is not None:  # (old and new differ: their labels do too)
             was, now = json.loads(old), json.loads(new)
             rename = "UPDATE OR IGNORE evaluations SET profile = ? WHERE space = ? AND profile = ?"
-            db.execute(rename, (profile_label(name, was, now), space, name))
-            db.execute(rename, (name, space, profile_label(name, now, was)))
+            db.execute(rename, (settings_label(name, was), space, name))
+            db.execute(rename, (name, space, settings_label(name, now)))
             if proxies and name == PROXY_PROFILE:
                 db.execute("DELETE FROM proxy_scores WHERE space = ?", (space,))
         db.execute("INSERT OR REPLACE INTO profiles VALUES (?, ?, ?)", (name, space, new))
