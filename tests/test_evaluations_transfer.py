@@ -109,3 +109,20 @@ def test_the_command_exports_imports_and_refuses_in_one_line(tmp_path, capsys) -
     assert len(err.splitlines()) == 1
     assert cli.main(["evaluations", "import", str(tmp_path / "nope.jsonl")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_bundled_ground_truth_is_the_proxy_studys_first_cells(tmp_path) -> None:
+    """benchmarks/ground_truth holds issue 16's retrains: they must stay keys the study asks
+    for (a changed canonical key or profile would orphan hours of training)."""
+    from pathlib import Path
+
+    from nas_engine.proxies.study import plan_study
+
+    bundled = Path(__file__).parent.parent / "benchmarks/ground_truth/nb201-classroom.jsonl"
+    db = EvaluationsDB(tmp_path)
+    done = import_rows(db, bundled)
+    assert done.relabelled == 0 and done.added == len(db.rows()) >= 60
+    plan = plan_study("nb201", 200, 0)
+    found = [db.get(evaluation_key(c)) is not None for c in plan.configs]
+    assert found[-2:] == [True, True]  # the all-skip and all-conv extremes
+    assert sum(found) == done.added  # every row is one of the sample's cells
