@@ -558,12 +558,16 @@ def cmd_evaluations(args: argparse.Namespace) -> int:
         raise UsageError(f"file {args.file!r} does not exist")
     if args.action == "import" and args.space:
         raise UsageError("--space filters an export; an import takes the whole file")
+    if args.action == "export":
+        db = EvaluationsDB(args.runs_dir)
+        if not db.path.is_file():
+            raise UsageError(f"--runs-dir {args.runs_dir!r}: no evaluations database there "
+                             f"({db.path.name})")
+        count = export_rows(db, args.file, **({"space": args.space} if args.space else {}))
+        print(f"exported {_rows(count)} to {args.file}")
+        return 0
     try:
         db = EvaluationsDB(check_runs_dir(args.runs_dir))
-        if args.action == "export":
-            count = export_rows(db, args.file, **({"space": args.space} if args.space else {}))
-            print(f"exported {_rows(count)} to {args.file}")
-            return 0
         done = import_rows(db, args.file)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc

@@ -57,18 +57,21 @@ def export_rows(db: EvaluationsDB, path: str | Path, **where: Any) -> int:
 def import_rows(db: EvaluationsDB, path: str | Path) -> Imported:
     """Merge the rows of an exported file; ValueError naming the line and what is wrong
     before anything is stored."""
-    lines = [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line]
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not text; expected an `evaluations export` file") from None
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
     if not lines:
         raise ValueError(f"{path}: empty; expected an `evaluations export` file")
-    header = _parse(path, 1, lines[0])
+    header = _parse(path, *lines[0])
     if header.get("format") != FORMAT or header.get("version") != VERSION:
         raise ValueError(f"{path} line 1: not an `evaluations export` file (format "
                          f"{FORMAT!r} version {VERSION})")
     profiles = header.get("profiles")
     if not isinstance(profiles, dict):
         raise ValueError(f"{path} line 1: 'profiles' must be an object")
-    rows = [_evaluation(path, n, _parse(path, n, line), profiles)
-            for n, line in enumerate(lines[1:], start=2)]
+    rows = [_evaluation(path, n, _parse(path, n, line), profiles) for n, line in lines[1:]]
     added = sum(not db.put(row).cached for row, _ in rows)
     return Imported(added, len(rows) - added, sum(moved for _, moved in rows))
 

@@ -70,11 +70,11 @@ def test_rows_of_other_profile_settings_keep_them(tmp_path, monkeypatch) -> None
 
 
 @pytest.mark.parametrize(("line", "message"), [
-    ("{not json", "line 3: not JSON"),
-    ('["a list"]', "line 3: expected a JSON object"),
-    ('{"space": "nb201"}', "line 3: missing arch, dataset, dataset_params, profile, seed"),
-    ("SEED", "line 3: seed must be int"),
-    ("METRIC", "line 3: metric must be one of accuracy, mse"),
+    ("{not json", "line 4: not JSON"),  # line 2 is blank
+    ('["a list"]', "line 4: expected a JSON object"),
+    ('{"space": "nb201"}', "line 4: missing arch, dataset, dataset_params, profile, seed"),
+    ("SEED", "line 4: seed must be int"),
+    ("METRIC", "line 4: metric must be one of accuracy, mse"),
 ])
 def test_a_damaged_file_is_refused_by_line_and_nothing_is_stored(tmp_path, line,
                                                                   message) -> None:
@@ -86,7 +86,7 @@ def test_a_damaged_file_is_refused_by_line_and_nothing_is_stored(tmp_path, line,
         entry = json.loads(good)
         entry.update({"seed": "0"} if line == "SEED" else {"metric": "auc"})
         line = json.dumps({**entry, "run_id": "bad"})
-    (tmp_path / "bad.jsonl").write_text("\n".join([header, good.replace("r1", "r0"), line]))
+    (tmp_path / "bad.jsonl").write_text("\n".join([header, "", good.replace("r1", "r0"), line]))
     target = EvaluationsDB(tmp_path / "b")
     with pytest.raises(ValueError, match=message):
         import_rows(target, tmp_path / "bad.jsonl")
@@ -109,6 +109,13 @@ def test_the_command_exports_imports_and_refuses_in_one_line(tmp_path, capsys) -
     assert len(err.splitlines()) == 1
     assert cli.main(["evaluations", "import", str(tmp_path / "nope.jsonl")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert cli.main(["evaluations", "export", out, "--runs-dir", str(tmp_path / "none")]) == 2
+    assert "no evaluations database there" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()  # an export makes nothing
+    (tmp_path / "binary.jsonl").write_bytes(b"\xff\xfe\x00")
+    assert cli.main(["evaluations", "import", str(tmp_path / "binary.jsonl"), "--runs-dir",
+                     str(tmp_path / "b")]) == 2
+    assert "not text" in capsys.readouterr().err
 
 
 def test_the_bundled_ground_truth_is_the_proxy_studys_first_cells(tmp_path) -> None:
