@@ -1,9 +1,11 @@
 """What Ray costs and gives a sweep: 4 one-epoch classroom searches (seeds 0-3, one torch
 thread each) run one after another in one process, then the same 4 as a sweep through Ray
 Tune on a local Ray of `--cpus` cores (2). Printed: the wall times, the speed-up (the
-sweep's target is 1.7× on 2 cores), Ray's start-up (`ray.init`, and Tune's first trial
-from `fit` to the trial's run created: a worker process importing torch) and the overhead
-per trial (the sweep's wall time beyond the searches' own time spread over the cores).
+sweep's target is 1.7× on 2 cores; the sweep's wall is `drive` on a running Ray, and Ray's
+start and stop are counted apart, then in the second figure), Ray's start-up (`ray.init`, and
+Tune's first trial from `fit` to the trial's run created: a worker process importing torch),
+its shutdown, and the overhead per trial (the sweep's wall time beyond the searches' own time
+spread over the cores).
 
     .venv/bin/python benchmarks/sweep.py [--cpus 2] [--trials 4] [--epochs 1]
 """
@@ -44,8 +46,9 @@ def sequential(runs_dir: Path, seeds: list[int], epochs: int) -> tuple[float, li
 
 
 def through_ray(runs_dir: Path, seeds: list[int], cpus: int, epochs: int
-                ) -> tuple[float, float, float, list[float]]:
-    """(ray.init s, fit to the first trial's run s, sweep wall s, the runs' own s)."""
+                ) -> tuple[float, float, float, float, list[float]]:
+    """(ray.init s, fit to the first trial's run s, sweep wall s, ray.shutdown s, the runs'
+    own s)."""
     began = time.perf_counter()
     ray.init(address="local", num_cpus=cpus, include_dashboard=False,
              object_store_memory=OBJECT_STORE_BYTES, logging_level="ERROR",
@@ -62,11 +65,13 @@ def through_ray(runs_dir: Path, seeds: list[int], cpus: int, epochs: int
     started = time.perf_counter()
     try:
         driver = drive(folder, on_change=watch)
+        wall = time.perf_counter() - started
     finally:
+        stopping = time.perf_counter()
         ray.shutdown()
-    wall = time.perf_counter() - started
+    shutdown_s = time.perf_counter() - stopping
     own = [own_seconds(RunFolder(runs_dir / t["run_id"])) for t in driver.trials]
-    return init_s, first[0] - started, wall, own
+    return init_s, first[0] - started, wall, shutdown_s, own
 
 
 def main() -> None:
@@ -79,17 +84,18 @@ def main() -> None:
     seeds = list(range(args.trials))
     with tempfile.TemporaryDirectory() as root:
         seq_wall, seq_own = sequential(Path(root) / "seq", seeds, args.epochs)
-        init_s, first_s, ray_wall, ray_own = through_ray(Path(root) / "ray", seeds, args.cpus,
-                                                         args.epochs)
+        init_s, first_s, ray_wall, shutdown_s, ray_own = through_ray(
+            Path(root) / "ray", seeds, args.cpus, args.epochs)
     ideal = sum(ray_own) / args.cpus  # the searches' own time, spread over the cores
     print(f"{'':34}{'wall s':>9}{'runs own s (each)':>30}")
     print(f"{'one after another, one process':34}{seq_wall:9.1f}   "
           + " ".join(f"{s:5.1f}" for s in seq_own))
     print(f"{f'Ray Tune, {args.cpus} CPUs':34}{ray_wall:9.1f}   "
           + " ".join(f"{s:5.1f}" for s in ray_own))
-    print(f"speed-up {seq_wall / ray_wall:.2f}× (with ray.init: "
-          f"{seq_wall / (ray_wall + init_s):.2f}×; target 1.7×)")
-    print(f"Ray start-up: ray.init {init_s:.1f} s; fit to the first trial's run {first_s:.1f} s")
+    print(f"speed-up {seq_wall / ray_wall:.2f}× (with ray.init and ray.shutdown: "
+          f"{seq_wall / (init_s + ray_wall + shutdown_s):.2f}×; target 1.7×)")
+    print(f"Ray start-up: ray.init {init_s:.1f} s; fit to the first trial's run {first_s:.1f} s;"
+          f" ray.shutdown {shutdown_s:.1f} s")
     print(f"overhead per trial {(ray_wall - ideal) * args.cpus / args.trials:.1f} s (the "
           f"sweep's wall {ray_wall:.1f} s against {ideal:.1f} s of the runs' own time per "
           "core)")

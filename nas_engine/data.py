@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from nas_engine.clutter import make_clutter
 from nas_engine.config import DataConfig
+from nas_engine.digits import load_digits_arrays
 
 # Per-channel (mean, std) used for normalisation. The torchvision sets use the usual published
 # training-split values; digits' were computed once over all 1797 images scaled to [0, 1].
@@ -72,11 +73,9 @@ class ImageSet:
 
 def _load_digits() -> tuple[torch.Tensor, torch.Tensor]:
     # Bundled with scikit-learn, so it works offline: the default for quick CPU demos.
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    images = torch.from_numpy(digits.images).float().div_(16.0).unsqueeze(1)
-    return images, torch.from_numpy(digits.target).long()
+    pixels, labels = load_digits_arrays()
+    images = torch.from_numpy(pixels).float().div_(16.0).view(-1, 1, 8, 8)
+    return images, torch.from_numpy(labels)
 
 
 def _load_torchvision(name: str, root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -23,6 +23,7 @@ import torch
 from nas_engine.catalog import REGRESSION_DATASETS, TABULAR_DATASETS
 from nas_engine.config import DataConfig
 from nas_engine.data import Shuffle, held_out, split_indices
+from nas_engine.digits import load_digits_arrays
 
 # regression1d, seed 001's kind of task: y = sin(2x) + 0.3·x + ε, x ~ U(−3, 3), ε ~ N(0, 0.2²),
 # 1000 points drawn once from a fixed task seed (every run of the task sees the same points).
@@ -77,11 +78,11 @@ def _raw(name: str) -> tuple[np.ndarray, np.ndarray]:
     """(features, targets) as the source gives them; scikit-learn's sets are bundled (offline)."""
     if name == "regression1d":
         return _regression1d()
-    from sklearn.datasets import load_diabetes, load_digits
-
     if name == "diabetes":
+        from sklearn.datasets import load_diabetes
+
         return load_diabetes(return_X_y=True)
-    return load_digits(return_X_y=True)  # digits_flat: 64 pixels, 0..16
+    return load_digits_arrays()  # digits_flat: 64 pixels, 0..16
 
 
 def _standardise(values: torch.Tensor, train: torch.Tensor) -> torch.Tensor:

@@ -35,6 +35,23 @@ def _tiny_set(n: int = 50, size: int = 16, channels: int = 3) -> ImageSet:
 # --- digits --------------------------------------------------------------------------------
 
 
+def test_digits_read_from_the_file_equal_scikit_learns_loader(monkeypatch) -> None:
+    from sklearn.datasets import load_digits
+
+    import nas_engine.digits as digits_file
+
+    expected_pixels, expected_labels = load_digits(return_X_y=True)
+    assert digits_file.bundled_file() is not None  # the fast path is the one taken here
+    pixels, labels = digits_file.load_digits_arrays()
+    assert np.array_equal(pixels, expected_pixels)
+    assert np.array_equal(labels, expected_labels) and labels.dtype == np.int64
+    monkeypatch.setattr(digits_file, "bundled_file", lambda: None)  # the file kept elsewhere
+    pixels, labels = digits_file.load_digits_arrays()
+    assert np.array_equal(pixels, expected_pixels) and labels.dtype == np.int64
+    images = load_images(DataConfig()).images
+    assert torch.equal(images, torch.from_numpy(expected_pixels).float().div(16).view(-1, 1, 8, 8))
+
+
 def test_digits_shape_classes_and_range(digits: ImageSet) -> None:
     assert digits.images.shape == (1797, 1, 8, 8)
     assert digits.images.dtype == torch.float32
