@@ -236,6 +236,18 @@ def profile_name(label: str) -> str:
     return label.split("+", 1)[0]
 
 
+def current_label(label: str, written: dict[str, Any] | None,
+                  current: dict[str, Any]) -> str:
+    """A key's label, written where its profile had the settings `written` (None: not known,
+    taken to be `current`), as this version of the profile calls it: a bare name means
+    `written`, so it becomes their digest name unless they are `current`; the digest name of
+    `current` becomes the bare name; any other digest name stays (it names its settings)."""
+    name = profile_name(label)
+    if label == name:
+        return label if written is None else profile_label(name, written, current)
+    return name if label == settings_label(name, current) else label
+
+
 def _canonical_json(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, separators=(",", ":"))
 
@@ -443,11 +455,15 @@ def _align_profiles(db: sqlite3.Connection) -> None:
     are dropped when the proxies' network profile changed (recomputed in milliseconds)."""
     proxies = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'proxy_scores'").fetchone()
     for name, space, old, new in _changed_profiles(db):
-        if old is not None:  # (old and new differ: their labels do too)
+        if old is not None:
             was, now = json.loads(old), json.loads(new)
+            labels = [label for (label,) in db.execute(
+                "SELECT DISTINCT profile FROM evaluations WHERE space = ?", (space,))
+                if profile_name(label) == name]
             rename = "UPDATE OR IGNORE evaluations SET profile = ? WHERE space = ? AND profile = ?"
-            db.execute(rename, (settings_label(name, was), space, name))
-            db.execute(rename, (name, space, settings_label(name, now)))
+            for label in sorted(labels, key=lambda label: label != name):  # bare rows out first
+                if current_label(label, was, now) != label:
+                    db.execute(rename, (current_label(label, was, now), space, label))
             if proxies and name == PROXY_PROFILE:
                 db.execute("DELETE FROM proxy_scores WHERE space = ?", (space,))
         db.execute("INSERT OR REPLACE INTO profiles VALUES (?, ?, ?)", (name, space, new))

@@ -20,9 +20,8 @@ from nas_engine.evaluations import (
     Evaluation,
     EvaluationKey,
     EvaluationsDB,
-    profile_label,
+    current_label,
     profile_name,
-    settings_label,
 )
 
 FORMAT = "alphascope-evaluations"
@@ -107,14 +106,10 @@ def _evaluation(path: str | Path, number: int, entry: dict[str, Any],
 
 
 def _local_label(profile: str, space: str, profiles: dict[str, Any]) -> str:
-    """A bare profile name means the exporter's settings of it: here the same name if they
-    are this version's, else their digest name. A digest name stays (it names settings), but
-    becomes the bare name where those settings are this version's profile."""
+    """The exporter's label as this version calls it: a bare name means the exporter's
+    settings of that profile (the file's header)."""
     name = profile_name(profile)
     current = TRAIN_PROFILES.get(name, {}).get(space)
     if current is None:
         return profile
-    if profile == name:
-        theirs = profiles.get(name, {}).get(space)
-        return profile if theirs is None else profile_label(name, theirs, current)
-    return name if profile == settings_label(name, current) else profile
+    return current_label(profile, profiles.get(name, {}).get(space), current)

@@ -119,3 +119,16 @@ def test_a_changed_profile_keeps_its_old_rows_apart_and_finds_them_again(tmp_pat
     assert back.get(key(epochs=9)).run_id == "nine-epochs"
     assert sorted(r.run_id for r in back.rows()) == ["eight-epochs", "nine-epochs"]
     assert EvaluationsDB(tmp_path).get(eight).run_id == "eight-epochs"  # aligned once
+
+
+def test_current_label_renames_a_bare_name_by_its_settings_and_leaves_other_digests() -> None:
+    from nas_engine.evaluations import current_label, settings_label
+
+    old, new, other = {"epochs": 8}, {"epochs": 9}, {"epochs": 3}
+    assert current_label("classroom", old, new) == settings_label("classroom", old)
+    assert current_label("classroom", new, new) == "classroom"
+    assert current_label("classroom", None, new) == "classroom"  # settings not known
+    assert current_label(settings_label("classroom", new), old, new) == "classroom"
+    assert current_label(settings_label("classroom", other), old, new) == settings_label(
+        "classroom", other)
+    assert settings_label("classroom", old) != settings_label("classroom", other)
