@@ -1,11 +1,14 @@
 """What Ray costs and gives a sweep: 4 one-epoch classroom searches (seeds 0-3, one torch
 thread each) run one after another in one process, then the same 4 as a sweep through Ray
-Tune on a local Ray of `--cpus` cores (2). Printed: the wall times, the speed-up (the
-sweep's target is 1.7× on 2 cores; the sweep's wall is `drive` on a running Ray, and Ray's
-start and stop are counted apart, then in the second figure), Ray's start-up (`ray.init`, and
-Tune's first trial from `fit` to the trial's run created: a worker process importing torch),
-its shutdown, and the overhead per trial (the sweep's wall time beyond the searches' own time
-spread over the cores).
+Tune on a local Ray of `--cpus` cores (2).
+
+Printed: the wall times; the speed-up (the sweep's target is 1.7× on 2 cores), first of the
+sweep itself (`drive` on a running Ray), then with Ray's start and stop; Ray's start-up
+(`ray.init`, and Tune's first trial from `fit` to the trial's run created: a worker process
+importing torch) and shutdown; the overhead per trial (the sweep's wall time beyond the
+searches' own time spread over the cores); and the CPU seconds of each way, with the speed-up
+they allow at best (the one-process wall against Ray's CPU seconds spread over the cores:
+Ray's daemons and each worker's imports are work the single process does not do).
 
     .venv/bin/python benchmarks/sweep.py [--cpus 2] [--trials 4] [--epochs 1]
 """
@@ -13,8 +16,10 @@ spread over the cores).
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import ray
@@ -27,14 +32,54 @@ from nas_engine.sweep.folder import SweepFolder
 from nas_engine.sweep.spec import SweepSpec
 
 
+@dataclass
+class Timing:
+    wall_s: float
+    own_s: list[float]  # each run's own time
+    cpu_s: float  # every process's, while it ran
+    init_s: float = 0.0  # Ray only: ray.init, fit to the first trial's run, ray.shutdown
+    first_s: float = 0.0
+    shutdown_s: float = 0.0
+
+
 def own_seconds(folder: RunFolder) -> float:
     """A run's own time: its last record's `time_s` (building the supernet, data, steps)."""
     return float(folder.last_record(("epoch",))["time_s"])
 
 
-def sequential(runs_dir: Path, seeds: list[int], epochs: int) -> tuple[float, list[float]]:
+class DescendantsCpu:
+    """CPU seconds (user + system) of the processes below this one: Ray's daemons and
+    workers, read from /proc (Linux; 0 elsewhere) at each `sample`, so that a worker Tune has
+    ended by the last sample still counts with what it had used when last seen."""
+
+    def __init__(self) -> None:
+        self.seen: dict[int, float] = {}
+
+    def sample(self) -> None:
+        parent_of, cpu_of = {}, {}
+        for entry in Path("/proc").glob("[0-9]*"):
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+            parent_of[int(entry.name)] = int(fields[1])
+            cpu_of[int(entry.name)] = ((int(fields[11]) + int(fields[12]))
+                                       / os.sysconf("SC_CLK_TCK"))
+        for pid, cpu in cpu_of.items():
+            ancestor = parent_of.get(pid)
+            while ancestor not in (None, 0, 1, os.getpid()):
+                ancestor = parent_of.get(ancestor)
+            if ancestor == os.getpid():
+                self.seen[pid] = max(cpu, self.seen.get(pid, 0.0))
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.seen.values())
+
+
+def sequential(runs_dir: Path, seeds: list[int], epochs: int) -> Timing:
     registry = RunRegistry(runs_dir)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     own = []
     for seed in seeds:
         config = preset("classroom").with_changes({"epochs": epochs, "threads": 1,
@@ -42,13 +87,11 @@ def sequential(runs_dir: Path, seeds: list[int], epochs: int) -> tuple[float, li
         run = registry.create(config, label="bench").start()
         run.join()
         own.append(own_seconds(run.folder))
-    return time.perf_counter() - started, own
+    return Timing(time.perf_counter() - started, own, time.process_time() - cpu)
 
 
-def through_ray(runs_dir: Path, seeds: list[int], cpus: int, epochs: int
-                ) -> tuple[float, float, float, float, list[float]]:
-    """(ray.init s, fit to the first trial's run s, sweep wall s, ray.shutdown s, the runs'
-    own s)."""
+def through_ray(runs_dir: Path, seeds: list[int], cpus: int, epochs: int) -> Timing:
+    cpu = time.process_time()
     began = time.perf_counter()
     ray.init(address="local", num_cpus=cpus, include_dashboard=False,
              object_store_memory=OBJECT_STORE_BYTES, logging_level="ERROR",
@@ -57,8 +100,10 @@ def through_ray(runs_dir: Path, seeds: list[int], cpus: int, epochs: int
     spec = SweepSpec("bench", "classroom", {}, seeds, {"epochs": epochs}).validate()
     folder = SweepFolder.create(runs_dir, spec)
     first: list[float] = []
+    descendants = DescendantsCpu()
 
-    def watch(driver: Driver) -> None:
+    def watch(driver: Driver) -> None:  # at each trial's start, epoch and end
+        descendants.sample()
         if not first and any(t.get("run_id") for t in driver.trials):
             first.append(time.perf_counter())
 
@@ -66,12 +111,14 @@ def through_ray(runs_dir: Path, seeds: list[int], cpus: int, epochs: int
     try:
         driver = drive(folder, on_change=watch)
         wall = time.perf_counter() - started
+        descendants.sample()
+        cpu = time.process_time() - cpu + descendants.seconds
     finally:
         stopping = time.perf_counter()
         ray.shutdown()
     shutdown_s = time.perf_counter() - stopping
     own = [own_seconds(RunFolder(runs_dir / t["run_id"])) for t in driver.trials]
-    return init_s, first[0] - started, wall, shutdown_s, own
+    return Timing(wall, own, cpu, init_s, first[0] - started, shutdown_s)
 
 
 def main() -> None:
@@ -83,21 +130,22 @@ def main() -> None:
     args = parser.parse_args()
     seeds = list(range(args.trials))
     with tempfile.TemporaryDirectory() as root:
-        seq_wall, seq_own = sequential(Path(root) / "seq", seeds, args.epochs)
-        init_s, first_s, ray_wall, shutdown_s, ray_own = through_ray(
-            Path(root) / "ray", seeds, args.cpus, args.epochs)
-    ideal = sum(ray_own) / args.cpus  # the searches' own time, spread over the cores
-    print(f"{'':34}{'wall s':>9}{'runs own s (each)':>30}")
-    print(f"{'one after another, one process':34}{seq_wall:9.1f}   "
-          + " ".join(f"{s:5.1f}" for s in seq_own))
-    print(f"{f'Ray Tune, {args.cpus} CPUs':34}{ray_wall:9.1f}   "
-          + " ".join(f"{s:5.1f}" for s in ray_own))
-    print(f"speed-up {seq_wall / ray_wall:.2f}× (with ray.init and ray.shutdown: "
-          f"{seq_wall / (init_s + ray_wall + shutdown_s):.2f}×; target 1.7×)")
-    print(f"Ray start-up: ray.init {init_s:.1f} s; fit to the first trial's run {first_s:.1f} s;"
-          f" ray.shutdown {shutdown_s:.1f} s")
-    print(f"overhead per trial {(ray_wall - ideal) * args.cpus / args.trials:.1f} s (the "
-          f"sweep's wall {ray_wall:.1f} s against {ideal:.1f} s of the runs' own time per "
+        one = sequential(Path(root) / "seq", seeds, args.epochs)
+        on_ray = through_ray(Path(root) / "ray", seeds, args.cpus, args.epochs)
+    ideal = sum(on_ray.own_s) / args.cpus  # the searches' own time, spread over the cores
+    whole = on_ray.init_s + on_ray.wall_s + on_ray.shutdown_s
+    print(f"{'':34}{'wall s':>9}{'CPU s':>8}{'runs own s (each)':>30}")
+    for name, timing in (("one after another, one process", one),
+                         (f"Ray Tune, {args.cpus} CPUs", on_ray)):
+        print(f"{name:34}{timing.wall_s:9.1f}{timing.cpu_s:8.1f}   "
+              + " ".join(f"{s:5.1f}" for s in timing.own_s))
+    print(f"speed-up {one.wall_s / on_ray.wall_s:.2f}× (with ray.init and ray.shutdown: "
+          f"{one.wall_s / whole:.2f}×; target 1.7×); at best, Ray's CPU seconds spread over "
+          f"{args.cpus} cores: {one.wall_s / (on_ray.cpu_s / args.cpus):.2f}×")
+    print(f"Ray start-up: ray.init {on_ray.init_s:.1f} s; fit to the first trial's run "
+          f"{on_ray.first_s:.1f} s; ray.shutdown {on_ray.shutdown_s:.1f} s")
+    print(f"overhead per trial {(on_ray.wall_s - ideal) * args.cpus / args.trials:.1f} s (the "
+          f"sweep's wall {on_ray.wall_s:.1f} s against {ideal:.1f} s of the runs' own time per "
           "core)")
 
 
