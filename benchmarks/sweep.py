@@ -2,6 +2,9 @@
 thread each) run one after another in one process, then the same 4 as a sweep through Ray
 Tune on a local Ray of `--cpus` cores (2).
 
+Between the two, the same 4 shared among `--cpus` plain processes started for them (no Ray):
+what the machine gives two programs side by side, Ray's ceiling on it.
+
 Printed: the wall times; the speed-up (the sweep's target is 1.7× on 2 cores), first of the
 sweep itself (`drive` on a running Ray), then with Ray's start and stop; Ray's start-up
 (`ray.init`, and Tune's first trial from `fit` to the trial's run created: a worker process
@@ -16,13 +19,17 @@ Ray's daemons and each worker's imports are work the single process does not do)
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
+import resource
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import ray
+import torch
 
 from nas_engine.config import preset
 from nas_engine.runner import RunRegistry
@@ -77,9 +84,10 @@ class DescendantsCpu:
         return sum(self.seen.values())
 
 
-def sequential(runs_dir: Path, seeds: list[int], epochs: int) -> Timing:
+def one_after_another(runs_dir: Path, seeds: list[int], epochs: int) -> list[float]:
+    """The searches of `seeds` run in turn in this process; each run's own seconds."""
+    torch.set_num_threads(1)
     registry = RunRegistry(runs_dir)
-    started, cpu = time.perf_counter(), time.process_time()
     own = []
     for seed in seeds:
         config = preset("classroom").with_changes({"epochs": epochs, "threads": 1,
@@ -87,7 +95,28 @@ def sequential(runs_dir: Path, seeds: list[int], epochs: int) -> Timing:
         run = registry.create(config, label="bench").start()
         run.join()
         own.append(own_seconds(run.folder))
+    return own
+
+
+def sequential(runs_dir: Path, seeds: list[int], epochs: int) -> Timing:
+    started, cpu = time.perf_counter(), time.process_time()
+    own = one_after_another(runs_dir, seeds, epochs)
     return Timing(time.perf_counter() - started, own, time.process_time() - cpu)
+
+
+def in_processes(runs_dir: Path, seeds: list[int], cpus: int, epochs: int) -> Timing:
+    """The same searches shared among `cpus` fresh processes (no Ray), each importing torch
+    and the engine, then running its share in turn: what the cores give any two programs."""
+    started = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    shares = [seeds[i::cpus] for i in range(cpus)]
+    with ProcessPoolExecutor(cpus, mp_context=multiprocessing.get_context("spawn")) as pool:
+        owns = list(pool.map(one_after_another, [runs_dir] * cpus, shares, [epochs] * cpus))
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    own = [owns[i % cpus][i // cpus] for i in range(len(seeds))]
+    return Timing(wall, own, cpu)
 
 
 def through_ray(runs_dir: Path, seeds: list[int], cpus: int, epochs: int) -> Timing:
@@ -131,17 +160,21 @@ def main() -> None:
     seeds = list(range(args.trials))
     with tempfile.TemporaryDirectory() as root:
         one = sequential(Path(root) / "seq", seeds, args.epochs)
+        plain = in_processes(Path(root) / "processes", seeds, args.cpus, args.epochs)
         on_ray = through_ray(Path(root) / "ray", seeds, args.cpus, args.epochs)
     ideal = sum(on_ray.own_s) / args.cpus  # the searches' own time, spread over the cores
     whole = on_ray.init_s + on_ray.wall_s + on_ray.shutdown_s
     print(f"{'':34}{'wall s':>9}{'CPU s':>8}{'runs own s (each)':>30}")
     for name, timing in (("one after another, one process", one),
+                         (f"{args.cpus} plain processes (no Ray)", plain),
                          (f"Ray Tune, {args.cpus} CPUs", on_ray)):
         print(f"{name:34}{timing.wall_s:9.1f}{timing.cpu_s:8.1f}   "
               + " ".join(f"{s:5.1f}" for s in timing.own_s))
     print(f"speed-up {one.wall_s / on_ray.wall_s:.2f}× (with ray.init and ray.shutdown: "
           f"{one.wall_s / whole:.2f}×; target 1.7×); at best, Ray's CPU seconds spread over "
           f"{args.cpus} cores: {one.wall_s / (on_ray.cpu_s / args.cpus):.2f}×")
+    print(f"{args.cpus} plain processes: {one.wall_s / plain.wall_s:.2f}× (what the cores give "
+          "any programs run side by side, their start and imports included)")
     print(f"Ray start-up: ray.init {on_ray.init_s:.1f} s; fit to the first trial's run "
           f"{on_ray.first_s:.1f} s; ray.shutdown {on_ray.shutdown_s:.1f} s")
     print(f"overhead per trial {(on_ray.wall_s - ideal) * args.cpus / args.trials:.1f} s (the "
