@@ -64,14 +64,14 @@ class DescendantsCpu:
 
     def sample(self) -> None:
         parent_of, cpu_of = {}, {}
+        tick = os.sysconf("SC_CLK_TCK")
         for entry in Path("/proc").glob("[0-9]*"):
             try:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:  # gone meanwhile
                 continue
             parent_of[int(entry.name)] = int(fields[1])
-            cpu_of[int(entry.name)] = ((int(fields[11]) + int(fields[12]))
-                                       / os.sysconf("SC_CLK_TCK"))
+            cpu_of[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
         for pid, cpu in cpu_of.items():
             ancestor = parent_of.get(pid)
             while ancestor not in (None, 0, 1, os.getpid()):

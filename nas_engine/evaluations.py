@@ -462,8 +462,9 @@ def _align_profiles(db: sqlite3.Connection) -> None:
                 if profile_name(label) == name]
             rename = "UPDATE OR IGNORE evaluations SET profile = ? WHERE space = ? AND profile = ?"
             for label in sorted(labels, key=lambda label: label != name):  # bare rows out first
-                if current_label(label, was, now) != label:
-                    db.execute(rename, (current_label(label, was, now), space, label))
+                renamed = current_label(label, was, now)
+                if renamed != label:
+                    db.execute(rename, (renamed, space, label))
             if proxies and name == PROXY_PROFILE:
                 db.execute("DELETE FROM proxy_scores WHERE space = ?", (space,))
         db.execute("INSERT OR REPLACE INTO profiles VALUES (?, ?, ?)", (name, space, new))
