@@ -28,8 +28,8 @@ from pages.ui import common, group_feed, progress_feed, sweep_feed
 BLURBS = {
     "classroom": "The DARTS cell on the bundled 8×8 digits, small enough for a laptop CPU: watch "
                  "α move and the cell take shape.",
-    "collapse-demo": "A search set up to collapse (R-DARTS' space S3): watch skip_connect "
-                     "take over the cell within an epoch.",
+    "collapse-demo": "A search set up to collapse (R-DARTS' space S3 in the NB201 cell, on "
+                     "the hard digits_clutter task): watch skip_connect take over every edge.",
     "collapse-cured": "The collapse demo's twin with P-DARTS' dropout on skip_connect: the same "
                       "seed, a cell that keeps its convolutions.",
 }

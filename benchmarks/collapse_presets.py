@@ -1,7 +1,7 @@
 """Does the collapse demo collapse, and does its twin stay clear? For each preset and seed:
-seconds and epochs until the derived normal cell first has skip_connect on at least half of its
-edges, the final skip count and genotype, and how visible it is in the heatmap (mean softmax
-weight of skip_connect against the best other op, normal cell, at the end).
+seconds and epochs until the derived cell (DARTS: the normal cell) first has skip_connect on
+at least half of its edges, the final skip count and genotype, and how visible it is in the
+heatmap (mean softmax weight of skip_connect against the best other op, at the end).
 
     .venv/bin/python benchmarks/collapse_presets.py [--seeds 0,1,2]
         [--presets collapse-demo,collapse-cured] [--set key=value ...]

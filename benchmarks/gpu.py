@@ -164,8 +164,8 @@ def lambda_max_row(timer: Timer, sizes: Sizes, amp_rate: float) -> Row:
     value, method = probe.measure()
     timer.sync()
     seconds = time.perf_counter() - started
-    data = DataConfig(batch_size=sizes.batch)
-    search_images = CIFAR_IMAGES - math.ceil(data.test_portion * CIFAR_IMAGES)
+    data = DataConfig(name="cifar10", batch_size=sizes.batch)
+    search_images = CIFAR_IMAGES - math.ceil(data.held_out_portion * CIFAR_IMAGES)
     steps = math.ceil(math.floor(data.train_portion * search_images) / data.batch_size)
     epoch = steps / amp_rate
     share = seconds / (probe.every * epoch)

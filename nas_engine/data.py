@@ -138,7 +138,7 @@ def load_images(data: DataConfig, seed: int = 0) -> ImageSet:
     else:
         images, labels = _load_torchvision(name, Path(data.root).expanduser().resolve(),
                                            data.download)
-    search, test = held_out(len(images), data.test_portion)
+    search, test = held_out(len(images), data.held_out_portion)
     digest = hashlib.sha256(f"{name}:{sorted(test.tolist())}".encode()).hexdigest()
     if subset is not None:
         if subset > len(search):

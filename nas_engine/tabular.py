@@ -108,7 +108,7 @@ def load_tabular(data: DataConfig, seed: int = 0) -> TabularSet:
         raise ValueError("data.augment must be false for the feature-vector datasets (it "
                          "crops and flips images); got True")
     x, y = _raw(data.name)
-    search, test = held_out(len(x), data.test_portion)
+    search, test = held_out(len(x), data.held_out_portion)
     train_part, val_part = split_indices(len(search), data.train_portion, seed)
     train, val = search[train_part], search[val_part]
     features = _standardise(torch.as_tensor(x, dtype=torch.float32), train)

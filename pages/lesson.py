@@ -51,10 +51,11 @@ def _start(preset: str, key: str, seed: int | None = None) -> None:
 
 def step_start() -> Run | None:
     st.subheader("1 · Start a search that collapses")
-    st.markdown(f"The **{DEMO_PRESET}** preset searches a DARTS cell on the bundled digits with "
-                "three candidate ops per edge: `none`, `skip_connect` and `sep_conv_3x3` "
-                "(R-DARTS' space S3, built to show collapse). Press start and keep this page "
-                "open; the search runs in the background either way.")
+    st.markdown(f"The **{DEMO_PRESET}** preset searches a NAS-Bench-201 cell on the hard "
+                "offline task (the bundled digits placed among clutter and noise) with three "
+                "candidate ops per edge: `none`, `skip_connect` and `nor_conv_3x3` (R-DARTS' "
+                "space S3, built to show collapse). Press start and keep this page open; the "
+                "search runs in the background either way.")
     run = _run_from_url("run")
     if run is None:
         _start(DEMO_PRESET, "run")
@@ -71,8 +72,8 @@ def step_watch(run: Run) -> None:
                 "graph. In the heatmap, the `skip_connect` column brightens edge after edge "
                 "while the convolutions fade: early on, an untrained convolution only adds "
                 "noise, so passing the input through is the quickest way to a low loss *now*. "
-                "Within one epoch every edge of the cell is a skip_connect, and the cell the "
-                "search would hand you has no convolution left.")
+                "Within a few epochs every edge of the cell is a skip_connect, and the cell "
+                "the search would hand you has no convolution left.")
     _watch(run)
 
 
@@ -93,12 +94,14 @@ def step_cure(run: Run) -> Run | None:
 
 def step_entropy(run: Run) -> Run | None:
     st.subheader("4 · Your turn: does entropy regularisation help?")
-    st.markdown("Entropy of α is the usual first idea. **λ > 0** rewards decided edges: watch "
-                "skip_connect's column light up, the collapse gets *sharper*. **λ < 0** "
-                "rewards undecided ones: α flattens, and the cell follows whichever op the "
-                "gradient favours at the moment. Here the gradient itself favours skip_connect, "
-                "so neither gives the convolutions their edges back: entropy decides how "
-                "sharply α follows the loss, not what the loss prefers. Branch the run and see.")
+    st.markdown("Entropy of α is the usual first idea. **λ > 0** rewards decided edges: "
+                "whichever op leads wins faster. Branch once skip_connect leads and it "
+                "still takes every edge; set from the very start it can commit edges to "
+                "`none` before anything has learnt, and leave a cell with no path through it. "
+                "**λ < 0** rewards undecided ones: α flattens, and the cell follows whichever "
+                "op the gradient favours at the moment. Here the gradient itself favours "
+                "skip_connect, so the cell still collapses: entropy decides how sharply α "
+                "follows the loss, not what the loss prefers. Branch the run and see.")
     child = _run_from_url("branch")
     if child is not None:
         st.success(f"Your branch: `{child.run_id}`")
@@ -146,12 +149,12 @@ def _accuracy(snap: Snapshot, column: str) -> float | None:
 
 def step_retrain(demo: Run, cured: Run) -> None:
     st.subheader("5 · Retrain both cells: is the better supernet the better cell?")
-    st.markdown("The collapsed supernet reads the *higher* validation accuracy here: passing "
-                "inputs through is an easy way to fit digits. A supernet's accuracy is not the "
-                "cell's, though. Retrain each derived cell from scratch on the **hard offline "
-                "task** (digits placed among clutter and noise) and score it on held-out "
-                "images no search has seen: does the supernet's ranking hold? A few minutes "
-                "each on a laptop.")
+    st.markdown("By validation accuracy the collapsed supernet is usually ahead: passing "
+                "inputs through is a quick way to a low loss. A supernet's accuracy is not the "
+                "cell's, though. "
+                "Retrain each derived cell from scratch on the same task and score it on "
+                "held-out images no search has seen: does the supernet's ranking hold? A "
+                "minute or two each on a laptop.")
     demo_train, cured_train = _retrain(demo, "retrain_demo"), _retrain(cured, "retrain_cure")
     rows = []
     for label, search, train in (("collapse-demo", demo, demo_train),

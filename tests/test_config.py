@@ -31,6 +31,7 @@ def test_defaults_fill_ops_in_space_order() -> None:
         ({"network.layers": 2}, "network.layers"),
         ({"data.name": "imagenet"}, "data.name"),
         ({"data.train_portion": 1.0}, "data.train_portion"),
+        ({"data.test_portion": 0.7}, "data.test_portion"),
         ({"data.batch_size": 0}, "data.batch_size"),
         ({"data.resize": 2}, "data.resize"),
         ({"data.download": "yes"}, "data.download"),

@@ -110,7 +110,10 @@ def test_digits_clutter_is_deterministic_and_follows_its_parameters() -> None:
     clean = load_images(config)
     background = lambda s: (s.images == 0).float().mean().item()  # noqa: E731
     assert background(clean) > 0.6 > background(a)  # noise reaches the empty canvas
-    assert config.task()["clutter"]["noise"] == 0.0 and config.task()["test_portion"] == 0.2
+    assert config.task()["clutter"]["noise"] == 0.0 and config.task()["test_portion"] == 0.5
+    assert len(a.test) == 200 and len(a.search) == 200  # the task holds out half of itself
+    config.test_portion = 0.2
+    assert len(load_images(config).test) == 80 and config.task()["test_portion"] == 0.2
 
 
 @pytest.mark.parametrize(

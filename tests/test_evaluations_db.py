@@ -97,28 +97,30 @@ def test_a_changed_profile_keeps_its_old_rows_apart_and_finds_them_again(tmp_pat
     def proxy(space: str) -> ProxyScore:
         return ProxyScore(ProxyKey(space, "a", "digits", {}, "synflow", 0), 1.5, 2.0, None)
 
+    epochs = TRAIN_PROFILES["classroom"]["nb201"]["epochs"]
     db = EvaluationsDB(tmp_path)
-    eight = key()
-    assert eight.profile == "classroom"
-    db.put(result(0.61, "eight-epochs", eight))
+    trained = key()
+    assert trained.profile == "classroom"
+    db.put(result(0.61, "trained", trained))
     db.put_proxy(proxy("nb201"))
     db.put_proxy(proxy("darts"))
-    # A new default: 9 epochs. Its key is the bare name, which no longer holds the 8-epoch row;
-    # asking for 8 epochs as an override finds it; the NB201 network's proxy scores are gone.
-    monkeypatch.setitem(TRAIN_PROFILES["classroom"]["nb201"], "epochs", 9)
+    # A new default, one epoch more. Its key is the bare name, which no longer holds the older
+    # row; asking for the old epochs as an override finds it; the NB201 network's proxy
+    # scores are gone.
+    monkeypatch.setitem(TRAIN_PROFILES["classroom"]["nb201"], "epochs", epochs + 1)
     changed = EvaluationsDB(tmp_path)
     assert key().profile == "classroom" and changed.get(key()) is None
-    assert key(epochs=8).profile.startswith("classroom+")
-    assert changed.get(key(epochs=8)).run_id == "eight-epochs"
+    assert key(epochs=epochs).profile.startswith("classroom+")
+    assert changed.get(key(epochs=epochs)).run_id == "trained"
     assert [p.key.space for p in changed.proxy_rows()] == ["darts"]
-    changed.put(result(0.66, "nine-epochs", key()))
-    # Back to 8 (an older checkout): each row is found under its own settings again.
+    changed.put(result(0.66, "newer", key()))
+    # Back to the old default (an older checkout): each row is found under its own settings.
     monkeypatch.undo()
     back = EvaluationsDB(tmp_path)
-    assert back.get(eight).run_id == "eight-epochs"
-    assert back.get(key(epochs=9)).run_id == "nine-epochs"
-    assert sorted(r.run_id for r in back.rows()) == ["eight-epochs", "nine-epochs"]
-    assert EvaluationsDB(tmp_path).get(eight).run_id == "eight-epochs"  # aligned once
+    assert back.get(trained).run_id == "trained"
+    assert back.get(key(epochs=epochs + 1)).run_id == "newer"
+    assert sorted(r.run_id for r in back.rows()) == ["newer", "trained"]
+    assert EvaluationsDB(tmp_path).get(trained).run_id == "trained"  # aligned once
 
 
 def test_current_label_renames_a_bare_name_by_its_settings_and_leaves_other_digests() -> None:

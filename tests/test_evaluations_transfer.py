@@ -52,21 +52,22 @@ def test_an_export_imported_elsewhere_gives_the_same_rows_once(tmp_path) -> None
 
 
 def test_rows_of_other_profile_settings_keep_them(tmp_path, monkeypatch) -> None:
+    epochs = TRAIN_PROFILES["classroom"]["nb201"]["epochs"]
     source = EvaluationsDB(tmp_path / "a")
-    source.put(row(key(), 0.61, "eight-epochs"))  # the classroom profile: 8 epochs
+    source.put(row(key(), 0.61, "exporters-epochs"))
     export_rows(source, tmp_path / "rows.jsonl")
-    monkeypatch.setitem(TRAIN_PROFILES["classroom"]["nb201"], "epochs", 9)  # a newer version
+    monkeypatch.setitem(TRAIN_PROFILES["classroom"]["nb201"], "epochs", epochs + 1)  # newer
     target = EvaluationsDB(tmp_path / "b")
     done = import_rows(target, tmp_path / "rows.jsonl")
     assert (done.added, done.relabelled) == (1, 1)
-    assert target.get(key()) is None  # not an answer for 9 epochs
-    assert target.get(key(epochs=8)).run_id == "eight-epochs"
+    assert target.get(key()) is None  # not an answer for one epoch more
+    assert target.get(key(epochs=epochs)).run_id == "exporters-epochs"
     # Back on the exporter's settings, a digest-named row of them becomes the bare name.
     export_rows(target, tmp_path / "back.jsonl")
     monkeypatch.undo()
     home = EvaluationsDB(tmp_path / "c")
     assert import_rows(home, tmp_path / "back.jsonl").relabelled == 1
-    assert home.get(key()).run_id == "eight-epochs"
+    assert home.get(key()).run_id == "exporters-epochs"
 
 
 @pytest.mark.parametrize(("line", "message"), [
@@ -118,9 +119,16 @@ def test_the_command_exports_imports_and_refuses_in_one_line(tmp_path, capsys) -
     assert "not text" in capsys.readouterr().err
 
 
+# What issue 16's retrains were trained with, before the task was re-calibrated (issue 14):
+# the settings that ask the proxy study for them (README, "Zero-cost proxies").
+ISSUE_16_SETTINGS = {"epochs": 8, "data.clutter.images": 15000, "data.test_portion": 0.2}
+
+
 def test_the_bundled_ground_truth_is_the_proxy_studys_first_cells(tmp_path) -> None:
-    """benchmarks/ground_truth holds issue 16's retrains: they must stay keys the study asks
-    for (a changed canonical key or profile would orphan hours of training)."""
+    """benchmarks/ground_truth holds issue 16's retrains: with the settings they were trained
+    with they must stay keys the study asks for (a changed canonical key, or a relabelling
+    that loses their settings, would orphan hours of training); the study at today's
+    classroom defaults must not take them for its own."""
     from pathlib import Path
 
     from nas_engine.proxies.study import plan_study
@@ -128,8 +136,10 @@ def test_the_bundled_ground_truth_is_the_proxy_studys_first_cells(tmp_path) -> N
     bundled = Path(__file__).parent.parent / "benchmarks/ground_truth/nb201-classroom.jsonl"
     db = EvaluationsDB(tmp_path)
     done = import_rows(db, bundled)
-    assert done.relabelled == 0 and done.added == len(db.rows()) >= 60
-    plan = plan_study("nb201", 200, 0)
+    assert done.added == len(db.rows()) == 202 and done.relabelled == 202
+    plan = plan_study("nb201", 200, 0, changes=ISSUE_16_SETTINGS)
     found = [db.get(evaluation_key(c)) is not None for c in plan.configs]
     assert found[-2:] == [True, True]  # the all-skip and all-conv extremes
     assert sum(found) == done.added  # every row is one of the sample's cells
+    today = plan_study("nb201", 200, 0)
+    assert not any(db.get(evaluation_key(c)) for c in today.configs)

@@ -360,6 +360,11 @@ def test_the_one_shot_column_is_each_cells_inherited_accuracy_stored_once(
         OneShotSource.of(darts_run.path, plan)
     with pytest.raises(ValueError, match=r"is not a run folder \(no config\.json\)$"):
         OneShotSource.of(tmp_path / "nowhere", plan)
+    held_out = plan_study("nb201", 2, 0, "digits", {**PROXY_TINY, "data.test_portion": 0.3})
+    with pytest.raises(ValueError, match=r"its supernet learnt another digits task than the "
+                                         r"study's cells are scored on \(data\.test_portion "
+                                         r"0\.2 against 0\.3\)$"):
+        OneShotSource.of(spos_run.path, held_out)
 
 
 def test_the_proxies_command_adds_the_one_shot_row(spos_run, tmp_path, capsys) -> None:

@@ -63,7 +63,7 @@ def test_points_go_seed_by_seed_and_multiply() -> None:
     assert {(c.optim.alpha_lr, c.regularizers.entropy.weight, c.seed) for c in configs} == {
         (p["optim.alpha_lr"], p["regularizers.entropy.weight"], p["seed"]) for p in points}
     assert {c.threads for c in configs} == {1}  # one torch thread per trial
-    assert {tuple(c.ops) for c in configs} == {("none", "skip_connect", "sep_conv_3x3")}
+    assert {tuple(c.ops) for c in configs} == {("none", "skip_connect", "nor_conv_3x3")}
 
 
 @pytest.mark.parametrize("spec, message", [

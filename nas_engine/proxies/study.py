@@ -206,6 +206,10 @@ class OneShotSource:
             raise ValueError(f"run {folder.run_id}: its supernet is of {config.space} "
                              f"on {config.data.name}; the study's cells are {plan.space} on "
                              f"{dataset}")
+        changed = _differences(config.data.task(), plan.configs[0].data.task(), "data")
+        if changed:  # another task's images: its search part may hold the study's test part
+            raise ValueError(f"run {folder.run_id}: its supernet learnt another {dataset} "
+                             f"task than the study's cells are scored on ({'; '.join(changed)})")
         epochs = folder.checkpoints()
         if not epochs:
             raise ValueError(f"run {folder.run_id}: no epoch has finished with a "
@@ -216,6 +220,18 @@ class OneShotSource:
         genotype = parse_genotype(config.space, config.train.genotype)
         return InheritedKey(self.folder.run_id, self.epoch, config.space,
                             architecture_key(config.space, genotype), bn_batches)
+
+
+def _differences(mine: dict[str, Any], theirs: dict[str, Any], path: str) -> list[str]:
+    """`path.key: mine against theirs` for each value that differs, at any depth."""
+    found = []
+    for name in sorted(mine.keys() | theirs.keys()):
+        a, b = mine.get(name), theirs.get(name)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found += _differences(a, b, f"{path}.{name}")
+        elif a != b:
+            found.append(f"{path}.{name} {a!r} against {b!r}")
+    return found
 
 
 def one_shot_column(db: EvaluationsDB, plan: StudyPlan, source: OneShotSource,

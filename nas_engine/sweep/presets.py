@@ -1,9 +1,9 @@
 """Named sweeps: a preset, a grid and seeds that answer one question.
 
 `collapse-map`: where does skip_connect take over the collapse demo (R-DARTS' space S3 in the
-classroom network), as the entropy weight (λ < 0 flattens α, λ > 0 sharpens it) and the α
-learning rate change, on 3 seeds? `benchmarks/collapse_exploration.md` tried these values one
-run at a time; the map puts all 27 side by side, in about 10 minutes on 2 cores;
+NB201 cell, on digits_clutter), as the entropy weight (λ < 0 flattens α, λ > 0 sharpens it)
+and the α learning rate change, on 3 seeds? `benchmarks/collapse_exploration.md` tried these
+values one run at a time; the map puts all 27 side by side, in about 10 minutes on 2 cores;
 `--retrain` adds one classroom retrain per trial."""
 
 from __future__ import annotations
