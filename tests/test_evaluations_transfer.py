@@ -122,13 +122,14 @@ def test_the_command_exports_imports_and_refuses_in_one_line(tmp_path, capsys) -
 # What issue 16's retrains were trained with, before the task was re-calibrated (issue 14):
 # the settings that ask the proxy study for them (README, "Zero-cost proxies").
 ISSUE_16_SETTINGS = {"epochs": 8, "data.clutter.images": 15000, "data.test_portion": 0.2}
+TODAYS_CELLS = 22  # the N = 20 study at today's settings: 20 sampled cells and the extremes
 
 
 def test_the_bundled_ground_truth_is_the_proxy_studys_first_cells(tmp_path) -> None:
-    """benchmarks/ground_truth holds issue 16's retrains: with the settings they were trained
-    with they must stay keys the study asks for (a changed canonical key, or a relabelling
-    that loses their settings, would orphan hours of training); the study at today's
-    classroom defaults must not take them for its own."""
+    """benchmarks/ground_truth holds issue 16's N = 200 retrains and, at today's classroom
+    settings, the first cells of the same study: each must stay a key the study asks for, with
+    the settings it was trained with (a changed canonical key, or a relabelling that loses its
+    settings, would orphan hours of training), and neither may answer for the other."""
     from pathlib import Path
 
     from nas_engine.proxies.study import plan_study
@@ -136,10 +137,10 @@ def test_the_bundled_ground_truth_is_the_proxy_studys_first_cells(tmp_path) -> N
     bundled = Path(__file__).parent.parent / "benchmarks/ground_truth/nb201-classroom.jsonl"
     db = EvaluationsDB(tmp_path)
     done = import_rows(db, bundled)
-    assert done.added == len(db.rows()) == 202 and done.relabelled == 202
-    plan = plan_study("nb201", 200, 0, changes=ISSUE_16_SETTINGS)
-    found = [db.get(evaluation_key(c)) is not None for c in plan.configs]
-    assert found[-2:] == [True, True]  # the all-skip and all-conv extremes
-    assert sum(found) == done.added  # every row is one of the sample's cells
-    today = plan_study("nb201", 200, 0)
-    assert not any(db.get(evaluation_key(c)) for c in today.configs)
+    assert done.added == len(db.rows()) == 202 + TODAYS_CELLS
+    for changes, expected in ((ISSUE_16_SETTINGS, 202), ({}, TODAYS_CELLS)):
+        plan = plan_study("nb201", 200, 0, changes=changes)
+        found = [db.get(evaluation_key(c)) is not None for c in plan.configs]
+        assert found[-2:] == [True, True]  # the all-skip and all-conv extremes
+        assert found[:expected - 2] == [True] * (expected - 2)  # a prefix of the sample
+        assert sum(found) == expected  # and no other cell
