@@ -1,7 +1,7 @@
 """The teaching presets: `collapse-demo` collapses and `collapse-cured`, one setting apart,
 does not. The three-seed measurement is benchmarks/collapse_presets.py (and, retrained,
 benchmarks/lesson_punchline.py); here seed 0, where the margins are wide (measured: 6 of 6
-skip edges from epoch 5 on against 0 of 6 at the end)."""
+skip edges from epoch 5 on, against 1 of 6 at epoch 8 of 10 and 0 at the end)."""
 
 from __future__ import annotations
 
@@ -42,9 +42,9 @@ def _epoch(name: str, epoch: int | None = None) -> dict[str, Any]:
 
 def test_demo_collapses_and_its_twin_does_not() -> None:
     edges = SPACES[preset("collapse-demo").space].derived_edges  # 6: the NB201 cell
-    demo, cured = _epoch("collapse-demo", 5), _epoch("collapse-cured")
-    assert demo["skip_count"] == edges, demo["genotype"]  # from epoch 5 on (measured)
-    assert cured["skip_count"] * 2 < edges, cured["genotype"]
+    demo, cured = _epoch("collapse-demo", 5), _epoch("collapse-cured", 8)
+    assert demo["skip_count"] == edges, demo["genotype"]  # measured: 6 from epoch 5 on
+    assert cured["skip_count"] * 2 < edges, cured["genotype"]  # measured: 1, then 1 and 0
     skip = preset("collapse-demo").validate().ops.index("skip_connect")
     rows = demo["alphas"]["cell"]
     demo_skip_weight = sum(row[skip] for row in rows) / len(rows)
