@@ -151,10 +151,9 @@ def step_retrain(demo: Run, cured: Run) -> None:
     st.subheader("5 · Retrain both cells: is the better supernet the better cell?")
     st.markdown("By validation accuracy the collapsed supernet is usually ahead: passing "
                 "inputs through is a quick way to a low loss. A supernet's accuracy is not the "
-                "cell's, though. "
-                "Retrain each derived cell from scratch on the same task and score it on "
-                "held-out images no search has seen: does the supernet's ranking hold? A "
-                "minute or two each on a laptop.")
+                "cell's, though. Retrain each derived cell from scratch on the same task and "
+                "score it on held-out images no search has seen: does the supernet's ranking "
+                "hold? A minute or two each on a laptop.")
     demo_train, cured_train = _retrain(demo, "retrain_demo"), _retrain(cured, "retrain_cure")
     rows = []
     for label, search, train in (("collapse-demo", demo, demo_train),
